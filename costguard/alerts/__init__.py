@@ -1,0 +1,1 @@
+"""Alerts: state machine rows, the outbox, and delivery to Alertmanager and webhooks."""

@@ -1,0 +1,187 @@
+"""Drain the notification outbox: at-least-once, in order per receiver, with backoff and a dead-letter.
+
+Firing alerts are also re-sent to Alertmanager every resend interval, as Prometheus does, with
+``endsAt`` far enough ahead that a pause of costguard never looks like a resolve.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from costguard.alerts import repository
+from costguard.alerts.logic import FIRING
+from costguard.alerts.models import AlertNotification, AlertRow
+from costguard.alerts.payloads import alertmanager_alert, webhook_message
+from costguard.alerts.senders import DeliveryError, post_to_alertmanager, post_webhook
+from costguard.config import Settings
+
+log = logging.getLogger(__name__)
+BATCH = 200
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 600.0
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    resent: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def backoff(attempts: int, rng: random.Random) -> timedelta:
+    """Exponential backoff with full jitter between half and all of the step."""
+    step = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
+    return timedelta(seconds=step * (0.5 + rng.random() / 2))
+
+
+def firing_ends_at(now: datetime, settings: Settings) -> datetime:
+    """Prometheus's rule: 4 x the larger of the resend and evaluation intervals."""
+    interval = max(settings.alert_resend_interval_seconds, settings.evaluation_interval_seconds)
+    return now + timedelta(seconds=4 * interval)
+
+
+def _alertmanager_body(alert: AlertRow, event: str, *, now: datetime, settings: Settings) -> dict[str, Any]:
+    if event == FIRING and alert.status == FIRING:
+        ends_at = min(firing_ends_at(now, settings), alert.period_end) if alert.period_end > now else alert.period_end
+    else:
+        ends_at = alert.ends_at or now
+    return alertmanager_alert(
+        labels=alert.labels,
+        annotations=alert.annotations,
+        generator_url=alert.generator_url,
+        starts_at=alert.starts_at,
+        ends_at=ends_at,
+    )
+
+
+def _send(
+    client: httpx.Client,
+    receiver: str,
+    rows: list[AlertNotification],
+    session: Session,
+    *,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    kind, _, url = receiver.partition(":")
+    if kind == "alertmanager":
+        alerts = [session.get(AlertRow, row.alert_id) for row in rows]
+        post_to_alertmanager(
+            client,
+            url,
+            [
+                _alertmanager_body(a, r.event, now=now, settings=settings)
+                for a, r in zip(alerts, rows, strict=True)
+                if a
+            ],
+        )
+    else:
+        for row in rows:
+            assert row.payload is not None
+            post_webhook(
+                client,
+                url,
+                webhook_message(alerts=[row.payload], external_url=settings.external_url),
+                secret=settings.webhook_secret,
+            )
+            # Commit-by-commit progress is kept: a webhook receiver must not see this one again.
+            repository.mark_delivered(session, [row], now=now)
+            session.flush()
+
+
+def deliver(
+    session: Session, *, settings: Settings, now: datetime, client: httpx.Client, rng: random.Random | None = None
+) -> DeliveryReport:
+    """Send what is due, in the caller's transaction (guarded so one replica delivers at a time)."""
+    rng = rng or random.Random()
+    report = DeliveryReport()
+    for receiver in repository.pending_receivers(session):
+        rows = repository.next_batch(session, receiver, now=now, limit=BATCH)
+        if not rows:
+            continue
+        state = repository.receiver_state(session, receiver)
+        try:
+            _send(client, receiver, rows, session, now=now, settings=settings)
+        except DeliveryError as exc:
+            _failed(session, receiver, rows, state, exc, now=now, settings=settings, rng=rng, report=report)
+            continue
+        undelivered = [row for row in rows if row.status == repository.PENDING]
+        repository.mark_delivered(session, undelivered, now=now)
+        state.last_success_at, state.consecutive_failures = now, 0
+        state.notifications_total = (state.notifications_total or 0) + len(rows)
+        if receiver.startswith("alertmanager:"):
+            state.last_resend_at = now
+        report.delivered += len(rows)
+    report.resent += _resend_firing(session, settings=settings, now=now, client=client, report=report)
+    session.flush()
+    return report
+
+
+def _failed(
+    session: Session,
+    receiver: str,
+    rows: list[AlertNotification],
+    state: Any,
+    exc: DeliveryError,
+    *,
+    now: datetime,
+    settings: Settings,
+    rng: random.Random,
+    report: DeliveryReport,
+) -> None:
+    dead_after = timedelta(seconds=settings.alert_dead_letter_after_seconds)
+    pending = [row for row in rows if row.status == repository.PENDING]
+    for row in pending:
+        row.attempts += 1
+        row.last_error = str(exc)[:500]
+        if now - row.created_at >= dead_after:
+            row.status = repository.DEAD
+            report.dead += 1
+        else:
+            row.next_attempt_at = now + backoff(row.attempts, rng)
+    delivered_before_failure = len(rows) - len(pending)
+    state.notifications_total = (state.notifications_total or 0) + delivered_before_failure
+    state.failures_total = (state.failures_total or 0) + 1
+    state.consecutive_failures = (state.consecutive_failures or 0) + 1
+    state.last_failure_at, state.last_error = now, str(exc)[:500]
+    report.failed += len(pending)
+    report.errors[receiver] = str(exc)
+    log.warning("alerts.delivery_failed", extra={"receiver": receiver, "error": str(exc)})
+
+
+def _resend_firing(
+    session: Session, *, settings: Settings, now: datetime, client: httpx.Client, report: DeliveryReport
+) -> int:
+    """Re-send every firing alert to each Alertmanager whose last send is older than the resend interval."""
+    interval = timedelta(seconds=settings.alert_resend_interval_seconds)
+    firing = [a for a in repository.firing(session) if a.period_end > now]
+    sent = 0
+    for url in settings.alertmanager_urls:
+        receiver = f"alertmanager:{url}"
+        state = repository.receiver_state(session, receiver)
+        if not firing or (state.last_resend_at is not None and now - state.last_resend_at < interval):
+            continue
+        if repository.next_batch(session, receiver, now=now + timedelta(days=36500), limit=1):
+            continue  # transitions still queued: order matters more than the refresh
+        try:
+            post_to_alertmanager(
+                client, url, [_alertmanager_body(a, FIRING, now=now, settings=settings) for a in firing]
+            )
+        except DeliveryError as exc:
+            state.failures_total = (state.failures_total or 0) + 1
+            state.consecutive_failures = (state.consecutive_failures or 0) + 1
+            state.last_failure_at, state.last_error = now, str(exc)[:500]
+            report.errors[receiver] = str(exc)
+            continue
+        state.last_resend_at, state.last_success_at, state.consecutive_failures = now, now, 0
+        sent += len(firing)
+    return sent

@@ -1,0 +1,44 @@
+"""HTTP senders for the two receiver kinds: Alertmanager's v2 API and signed webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import httpx
+
+SIGNATURE_HEADER = "X-Costguard-Signature"
+
+
+class DeliveryError(Exception):
+    """A receiver did not accept a notification; it stays queued and is retried."""
+
+
+def sign(body: bytes, secret: str) -> str:
+    """``sha256=HEX`` HMAC of the raw body, as receivers verify it."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, secret: str, header: str) -> bool:
+    return hmac.compare_digest(sign(body, secret), header)
+
+
+def _post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> None:
+    try:
+        response = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+    if response.status_code >= 300:
+        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def post_to_alertmanager(client: httpx.Client, base_url: str, alerts: list[dict[str, Any]]) -> None:
+    _post(client, base_url.rstrip("/") + "/api/v2/alerts", json.dumps(alerts).encode(), {})
+
+
+def post_webhook(client: httpx.Client, url: str, message: dict[str, Any], *, secret: str) -> None:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    headers = {SIGNATURE_HEADER: sign(body, secret)} if secret else {}
+    _post(client, url, body, headers)

@@ -1,0 +1,1 @@
+"""Budgets: schema, calendar periods, storage, budgets-as-code and the HTTP endpoints."""

@@ -1,0 +1,114 @@
+"""All SQL about budgets and their audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from costguard.budgets.models import BudgetAudit, BudgetRow
+from costguard.budgets.schemas import ALL, BudgetSpec
+
+
+def row_to_spec(row: BudgetRow) -> BudgetSpec:
+    return BudgetSpec(
+        id=row.id,
+        tenant=row.tenant,
+        pipeline=row.pipeline,
+        model=row.model,
+        period=row.period,
+        timezone=row.timezone,
+        amount=row.amount,
+        currency=row.currency,
+        thresholds=tuple(row.thresholds),
+        forecast=row.forecast,
+        labels=dict(row.labels),
+        runbook_url=row.runbook_url,
+        description=row.description,
+    )
+
+
+def _columns(spec: BudgetSpec) -> dict[str, Any]:
+    return {
+        "tenant": spec.tenant,
+        "pipeline": spec.pipeline,
+        "model": spec.model,
+        "period": spec.period,
+        "timezone": spec.timezone,
+        "amount": spec.amount,
+        "currency": spec.currency,
+        "thresholds": list(spec.thresholds),
+        "forecast": spec.forecast,
+        "labels": dict(spec.labels),
+        "runbook_url": spec.runbook_url,
+        "description": spec.description,
+    }
+
+
+def get(session: Session, budget_id: str) -> BudgetRow | None:
+    return session.get(BudgetRow, budget_id)
+
+
+def list_rows(session: Session, *, tenant: str | None = None) -> Sequence[BudgetRow]:
+    query = select(BudgetRow).order_by(BudgetRow.id)
+    if tenant is not None:
+        # A tenant-bound reader sees its own budgets and the every-tenant templates.
+        query = query.where(or_(BudgetRow.tenant == tenant, BudgetRow.tenant == ALL))
+    return session.scalars(query).all()
+
+
+def insert(session: Session, spec: BudgetSpec, *, now: datetime, managed_by_file: str | None) -> BudgetRow:
+    row = BudgetRow(
+        id=spec.id, version=1, managed_by_file=managed_by_file, created_at=now, updated_at=now, **_columns(spec)
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_if_version(
+    session: Session, spec: BudgetSpec, *, expected_version: int, now: datetime, managed_by_file: str | None
+) -> bool:
+    """Compare-and-set on the version: False when someone else changed the budget first."""
+    result = session.execute(
+        update(BudgetRow)
+        .where(BudgetRow.id == spec.id, BudgetRow.version == expected_version)
+        .values(version=BudgetRow.version + 1, updated_at=now, managed_by_file=managed_by_file, **_columns(spec))
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_if_version(session: Session, budget_id: str, *, expected_version: int) -> bool:
+    result = session.execute(
+        delete(BudgetRow)
+        .where(BudgetRow.id == budget_id, BudgetRow.version == expected_version)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def add_audit(
+    session: Session,
+    *,
+    budget_id: str,
+    action: str,
+    actor: str,
+    source: str,
+    at: datetime,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    session.add(
+        BudgetAudit(budget_id=budget_id, action=action, actor=actor, source=source, at=at, before=before, after=after)
+    )
+
+
+def audit_entries(session: Session, *, budget_id: str | None = None, limit: int = 500) -> Sequence[BudgetAudit]:
+    query = select(BudgetAudit).order_by(BudgetAudit.at.desc(), BudgetAudit.id.desc()).limit(limit)
+    if budget_id is not None:
+        query = query.where(BudgetAudit.budget_id == budget_id)
+    return session.scalars(query).all()

@@ -1,0 +1,1 @@
+"""Evaluation: spend per budget scope and period, forecast, burn rate, state."""

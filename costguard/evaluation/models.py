@@ -1,0 +1,59 @@
+"""The latest evaluated status of every budget scope, and the single-runner claim."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from costguard.db import Base, Money, UTCDateTime
+
+
+class BudgetStatusRow(Base):
+    """One row per (budget, tenant): for ``tenant: "*"`` templates there is one per tenant seen."""
+
+    __tablename__ = "budget_status"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    period: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    spend: Mapped[Decimal] = mapped_column(Money())
+    utilization: Mapped[float] = mapped_column(Float)
+    forecast_spend: Mapped[Decimal] = mapped_column(Money())
+    forecast_utilization: Mapped[float] = mapped_column(Float)
+    burn_rate_short: Mapped[float] = mapped_column(Float)
+    burn_rate_long: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WorkerClaim(Base):
+    """A lease row: on databases without advisory locks, who runs the evaluation cycle now."""
+
+    __tablename__ = "worker_claims"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EvaluationState(Base):
+    """When the last evaluation cycle ran (wall clock), how long it took and what failed in it."""
+
+    __tablename__ = "evaluation_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_evaluated_for: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_duration_seconds: Mapped[float] = mapped_column(Float)
+    budgets_evaluated: Mapped[int] = mapped_column(Integer)
+    budgets_failed: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,1 @@
+"""Usage records: validation, idempotent storage, file importers and the HTTP endpoint."""

@@ -1,0 +1,105 @@
+"""All SQL about usage records: idempotent inserts and the pending rollup deltas written with them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from costguard.usage.models import BUCKET_SECONDS, NO_SCOPE, UsageRecord, UsageRollupPending
+from costguard.usage.schemas import UsageIn
+
+Key = tuple[str, str]
+KEY_CHUNK = 500
+
+
+def bucket_start(at: datetime) -> datetime:
+    """The start of the 15-minute UTC bucket holding ``at``."""
+    seconds = int(at.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % BUCKET_SECONDS, UTC)
+
+
+def existing_hashes(session: Session, keys: Sequence[Key]) -> dict[Key, str]:
+    """Content hashes of already stored records among ``keys``."""
+    found: dict[Key, str] = {}
+    for start in range(0, len(keys), KEY_CHUNK):
+        chunk = keys[start : start + KEY_CHUNK]
+        rows = session.execute(
+            select(UsageRecord.tenant, UsageRecord.event_id, UsageRecord.content_hash).where(
+                tuple_(UsageRecord.tenant, UsageRecord.event_id).in_(chunk)
+            )
+        )
+        found.update({(tenant, event_id): digest for tenant, event_id, digest in rows})
+    return found
+
+
+def insert_new(session: Session, records: Sequence[UsageIn], *, now: datetime) -> set[Key]:
+    """Insert records, skipping keys that a concurrent transaction stored first; returns the keys inserted."""
+    if not records:
+        return set()
+    dialect = session.get_bind().dialect.name
+    stmt_factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        stmt_factory(UsageRecord)
+        .on_conflict_do_nothing(index_elements=["tenant", "event_id"])
+        .returning(UsageRecord.tenant, UsageRecord.event_id)
+    )
+    rows = [
+        {
+            "tenant": r.tenant,
+            "event_id": r.event_id,
+            "timestamp": r.timestamp,
+            "pipeline": r.pipeline,
+            "model": r.model,
+            "cost": r.cost,
+            "currency": r.currency,
+            "kind": r.kind,
+            "attributes": r.attributes,
+            "content_hash": r.content_hash,
+            "ingested_at": now,
+        }
+        for r in records
+    ]
+    inserted: set[Key] = set()
+    for start in range(0, len(rows), 1000):
+        result = session.execute(statement, rows[start : start + 1000])
+        inserted.update((tenant, event_id) for tenant, event_id in result)
+    return inserted
+
+
+def add_pending_deltas(session: Session, records: Iterable[UsageIn]) -> None:
+    """Sum the inserted records per rollup key and queue the sums for the worker to fold in."""
+    sums: dict[tuple[str, str, str, datetime, str], list[Decimal | int]] = defaultdict(lambda: [Decimal(0), 0])
+    for r in records:
+        key = (r.tenant, r.pipeline or NO_SCOPE, r.model or NO_SCOPE, bucket_start(r.timestamp), r.kind)
+        entry = sums[key]
+        entry[0] += r.cost
+        entry[1] += 1
+    if not sums:
+        return
+    session.execute(
+        insert(UsageRollupPending),
+        [
+            {
+                "tenant": tenant,
+                "pipeline": pipeline,
+                "model": model,
+                "bucket_start": bucket,
+                "kind": kind,
+                "cost": cost,
+                "records": count,
+            }
+            for (tenant, pipeline, model, bucket, kind), (cost, count) in sums.items()
+        ],
+    )
+
+
+def count_records(session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.count()).select_from(UsageRecord)) or 0)

@@ -1,0 +1,103 @@
+"""Shared fixtures: real databases (SQLite file and PostgreSQL), built by running the migrations."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from costguard.config import Settings
+from costguard.db import make_engine, make_session_factory
+from costguard.models import Base
+from costguard.schema import upgrade_to_head
+
+ADMIN_URL = os.environ.get("COSTGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@dataclass
+class Database:
+    """A migrated database and the settings that point at it."""
+
+    kind: str
+    url: str
+    engine: Engine
+    factory: sessionmaker[Session]
+
+    def settings(self, **overrides: object) -> Settings:
+        return Settings(database_url=self.url, **overrides)  # type: ignore[arg-type]
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(ADMIN_URL, connect_timeout=3, autocommit=True):
+            return None
+    except psycopg.Error as exc:
+        return f"PostgreSQL at {ADMIN_URL} is not reachable ({exc.__class__.__name__}); set COSTGUARD_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL database for this test session (per xdist worker), dropped at the end."""
+    problem = _postgres_reachable()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"CI=true but {problem}")
+        pytest.skip(problem)
+    name = f"costguard_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{base}/{name}"
+    upgrade_to_head(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_all(engine: Engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A clean, migrated database: a fresh SQLite file, or the session's PostgreSQL emptied after the test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'costguard.db'}"
+        upgrade_to_head(url)
+        engine = make_engine(url)
+        try:
+            yield Database("sqlite", url, engine, make_session_factory(engine))
+        finally:
+            engine.dispose()
+        return
+    url = request.getfixturevalue("postgres_server")
+    engine = make_engine(url, application_name="costguard-test")
+    try:
+        yield Database("postgresql", url, engine, make_session_factory(engine))
+    finally:
+        _truncate_all(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def pg(postgres_server: str) -> Iterator[Database]:
+    """PostgreSQL only: for tests of behaviour that exists only there (advisory locks, COPY, concurrency)."""
+    engine = make_engine(postgres_server, application_name="costguard-test")
+    try:
+        yield Database("postgresql", postgres_server, engine, make_session_factory(engine))
+    finally:
+        _truncate_all(engine)
+        engine.dispose()

@@ -1,0 +1,41 @@
+"""serve and worker refuse an outdated schema, except on the embedded SQLite default, which migrates itself."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from costguard.config import Settings
+from costguard.runtime import open_runtime
+from costguard.schema import SchemaOutdatedError, current_revision, head_revision
+from tests.conftest import ADMIN_URL
+
+
+def test_embedded_sqlite_default_migrates_itself(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.is_embedded_sqlite
+    runtime = open_runtime(settings, application_name="test")
+    assert current_revision(runtime.engine) == head_revision(settings.database_url)
+    assert (tmp_path / "costguard.db").exists()
+
+
+def test_other_sqlite_file_with_old_schema_is_refused(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(SchemaOutdatedError, match="costguard migrate"):
+        open_runtime(settings, application_name="test")
+
+
+def test_empty_postgres_database_is_refused_until_migrated(postgres_server):
+    name = f"costguard_empty_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+        with pytest.raises(SchemaOutdatedError, match="run `costguard migrate` first"):
+            open_runtime(Settings(database_url=url), application_name="test")
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
