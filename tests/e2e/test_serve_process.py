@@ -17,8 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_serve_on_a_fresh_folder_prints_a_token_and_evaluates(tmp_path):
     costguard = str(VENV_BIN / "costguard")
     env = {"COSTGUARD_PORT": str(free_port()), "COSTGUARD_EVALUATION_INTERVAL_SECONDS": "1"}
-    subprocess.run([costguard, "budgets", "apply", str(ROOT / "budgets")], cwd=tmp_path, env={**os.environ, **env},
-                   check=True, capture_output=True)
+    subprocess.run(
+        [costguard, "budgets", "apply", str(ROOT / "budgets")],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([costguard, "demo"], cwd=tmp_path, check=True, capture_output=True)
     log = tmp_path / "serve.log"
     base = f"http://127.0.0.1:{env['COSTGUARD_PORT']}"

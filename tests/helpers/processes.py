@@ -38,11 +38,13 @@ def wait_http(url: str, *, timeout: float = 30, status: int | None = 200) -> htt
 
 
 @contextmanager
-def process(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     out = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         yield proc
     finally:

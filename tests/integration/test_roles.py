@@ -32,8 +32,16 @@ ENDPOINTS = {
     "runbook": ("GET", "/runbooks/CostBudgetExceeded", None),
 }
 OPEN = {"metrics": 200, "healthz": 200, "runbook": 200}
-READS = {"list_budgets": 200, "get_acme": 200, "get_globex": 200, "history": 200, "audit": 200, "status": 200,
-         "status_globex": 200, "alerts": 200}
+READS = {
+    "list_budgets": 200,
+    "get_acme": 200,
+    "get_globex": 200,
+    "history": 200,
+    "audit": 200,
+    "status": 200,
+    "status_globex": 200,
+    "alerts": 200,
+}
 WRITES = {"create_acme": 201, "create_globex": 201, "put_acme": 200, "delete_globex": 204}
 INGEST = {"post_usage": 200, "post_usage_globex": 200}
 
@@ -49,23 +57,35 @@ def expected(caller: str) -> dict[str, int]:
         "finance": {**READS, **WRITES, **denied_ingest},
         "viewer": {**READS, **denied_writes, **denied_ingest},
         "ingest": {**denied_reads, **denied_writes, **INGEST},
-        "acme-finance": {**READS, "get_globex": 404, "status_globex": 403, **WRITES, "create_globex": 403,
-                         "delete_globex": 404, **denied_ingest},
+        "acme-finance": {
+            **READS,
+            "get_globex": 404,
+            "status_globex": 403,
+            **WRITES,
+            "create_globex": 403,
+            "delete_globex": 404,
+            **denied_ingest,
+        },
         "acme-ingest": {**denied_reads, **denied_writes, "post_usage": 200, "post_usage_globex": 403},
     }
     return {**OPEN, **table[caller]}
 
 
-@pytest.mark.parametrize("caller", ["none", "revoked", "admin", "finance", "viewer", "ingest", "acme-finance",
-                                    "acme-ingest"])
+@pytest.mark.parametrize(
+    "caller", ["none", "revoked", "admin", "finance", "viewer", "ingest", "acme-finance", "acme-ingest"]
+)
 def test_every_role_and_binding_against_every_endpoint(db, caller):
     api = make_api(db)
     add_budget(db, ACME)
     add_budget(db, GLOBEX)
     secrets = {
-        "admin": api.tokens["admin"], "finance": api.tokens["finance"], "viewer": api.tokens["viewer"],
-        "ingest": api.tokens["ingest"], "acme-finance": token(db, "finance", tenant="acme"),
-        "acme-ingest": token(db, "ingest", tenant="acme"), "revoked": token(db, "admin", name="old"),
+        "admin": api.tokens["admin"],
+        "finance": api.tokens["finance"],
+        "viewer": api.tokens["viewer"],
+        "ingest": api.tokens["ingest"],
+        "acme-finance": token(db, "finance", tenant="acme"),
+        "acme-ingest": token(db, "ingest", tenant="acme"),
+        "revoked": token(db, "admin", name="old"),
     }
     if caller == "revoked":
         from costguard.auth.service import list_tokens
@@ -110,10 +130,16 @@ def test_template_budget_has_one_status_per_tenant(db):
 
     api = make_api(db)
     add_budget(db, {"id": "every", "tenant": "*", "amount": "10", "model": "gpt-4o"})
-    api.post_usage([usage("a", "9", tenant="acme", model="gpt-4o"), usage("g", "2", tenant="globex", model="gpt-4o"),
-                    usage("x", "50", tenant="globex", model="other")])
+    api.post_usage(
+        [
+            usage("a", "9", tenant="acme", model="gpt-4o"),
+            usage("g", "2", tenant="globex", model="gpt-4o"),
+            usage("x", "50", tenant="globex", model="other"),
+        ]
+    )
     run_evaluation_cycle(db.factory, api.settings, at=datetime(2026, 12, 4, tzinfo=UTC))
     statuses = api.client.get("/v1/status", headers=api.headers("viewer")).json()
     assert [(s["tenant"], s["spend"], s["state"]) for s in statuses] == [
-        ("acme", "9", "approaching"), ("globex", "2", "ok"),
+        ("acme", "9", "approaching"),
+        ("globex", "2", "ok"),
     ]

@@ -6,8 +6,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = [
-    "CostBudgetApproaching", "CostBudgetExceeded", "CostBudgetForecastExceeded", "CostBudgetBurnRateHigh",
-    "CostSpendAnomaly", "CostGuardEvaluationStale", "CostGuardUsageFeedStale", "CostGuardAlertDeliveryFailing",
+    "CostBudgetApproaching",
+    "CostBudgetExceeded",
+    "CostBudgetForecastExceeded",
+    "CostBudgetBurnRateHigh",
+    "CostSpendAnomaly",
+    "CostGuardEvaluationStale",
+    "CostGuardUsageFeedStale",
+    "CostGuardAlertDeliveryFailing",
 ]
 
 
