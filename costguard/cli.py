@@ -67,7 +67,9 @@ def _instant(value: str | None) -> datetime | None:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from costguard.logs import configure
+
+    configure(logging.INFO)
 
 
 @app.command()
