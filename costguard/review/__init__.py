@@ -1,0 +1,1 @@
+"""Self-tuning: the alert review that measures how often costguard's alerts were wrong."""
