@@ -174,4 +174,3 @@ def tenants_at_a_glance(
         glance.pipelines[str(pipeline) or NONE_LABEL] += cost
         glance.models[str(model) or NONE_LABEL] += cost
     return sorted(glances.values(), key=lambda g: (-g.spend, g.tenant))[:limit]
-

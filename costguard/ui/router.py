@@ -59,10 +59,12 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 def _login_page(request: Request, *, next: str, error: str | None = None, status: int = 200) -> Response:
     secret = request.cookies.get(LOGIN_CSRF_COOKIE) or new_login_csrf()
-    response = render(request, "login.html", None, status=status, login_csrf=secret, next=views.safe_next(next),
-                      error=error)
-    response.set_cookie(LOGIN_CSRF_COOKIE, secret, httponly=True, samesite="strict", path="/login",
-                        secure=_secure(request))
+    response = render(
+        request, "login.html", None, status=status, login_csrf=secret, next=views.safe_next(next), error=error
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, secret, httponly=True, samesite="strict", path="/login", secure=_secure(request)
+    )
     return response
 
 
@@ -75,8 +77,12 @@ async def login(request: Request) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     next_path = form.get("next", "/")
     if not same_secret(form.get(CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE)):
-        return _login_page(request, next=next_path, status=403,
-                           error="the sign-in form expired; it has been reloaded, please sign in again")
+        return _login_page(
+            request,
+            next=next_path,
+            status=403,
+            error="the sign-in form expired; it has been reloaded, please sign in again",
+        )
     ctx = context(request)
 
     def check() -> tuple[str, str, str, str]:
@@ -90,16 +96,27 @@ async def login(request: Request) -> Response:
         token_id, name, role, key = await run_in_threadpool(check)
     except Unauthorized:
         log.info("console.sign_in_refused", extra={"reason": "unknown token"})
-        return _login_page(request, next=next_path, status=401,
-                           error="token: unknown or revoked; paste a token from costguard tokens create")
+        return _login_page(
+            request,
+            next=next_path,
+            status=401,
+            error="token: unknown or revoked; paste a token from costguard tokens create",
+        )
     if role == "ingest":
         message = "token: ingest tokens may only post usage; sign in with a viewer, finance or admin token"
         return _login_page(request, next=next_path, status=403, error=message)
     cookie = issue(token_id, key, utcnow())
     log.info("console.signed_in", extra={"token": name, "role": role})
     response = redirect(views.safe_next(next_path))
-    response.set_cookie(SESSION_COOKIE, cookie.value(), max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
-                        samesite="strict", path="/", secure=_secure(request))
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie.value(),
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        path="/",
+        secure=_secure(request),
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -118,13 +135,18 @@ def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
 
 
 @router.get("/")
-def overview(request: Request, tenant: str | None = None, state: str | None = None, sort: str = "utilization",
-             page: int = 1) -> Response:
+def overview(
+    request: Request, tenant: str | None = None, state: str | None = None, sort: str = "utilization", page: int = 1
+) -> Response:
     viewer = signed_in(request)
     ctx = context(request)
     who = viewer.principal
-    chosen = queries.OverviewFilter(viewer_tenant=who.tenant, tenant=tenant or None, state=_choice(state, STATES),
-                                    sort=_choice(sort, queries.SORTS) or "utilization")
+    chosen = queries.OverviewFilter(
+        viewer_tenant=who.tenant,
+        tenant=tenant or None,
+        state=_choice(state, STATES),
+        sort=_choice(sort, queries.SORTS) or "utilization",
+    )
     page = max(page, 1)
     now = utcnow()
     month = period_containing("monthly", ctx.settings.default_zone, now)
@@ -138,9 +160,23 @@ def overview(request: Request, tenant: str | None = None, state: str | None = No
     def page_url(number: int) -> str:
         return "/?" + urlencode({**params, "page": number})
 
-    return render(request, "overview.html", viewer, rows=rows, total=total, page=page, pages=pages,
-                  page_url=page_url, filter=chosen, tenants=tenants, states=STATES, sorts=queries.SORTS,
-                  glance=glance, month=month, done=request.query_params.get("done"))
+    return render(
+        request,
+        "overview.html",
+        viewer,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        page_url=page_url,
+        filter=chosen,
+        tenants=tenants,
+        states=STATES,
+        sorts=queries.SORTS,
+        glance=glance,
+        month=month,
+        done=request.query_params.get("done"),
+    )
 
 
 @router.get("/budgets/{budget_id}")
@@ -152,8 +188,9 @@ def budget_page(request: Request, budget_id: str, tenant: str | None = None) -> 
     with transaction(ctx.factory) as session:
         stored = service.get_budget(session, budget_id, tenant=who.tenant)
         spec = stored.spec
-        scopes = sorted(list_status(session, budget_id=budget_id, tenant=who.tenant),
-                        key=lambda s: (-s["utilization"], s["tenant"]))
+        scopes = sorted(
+            list_status(session, budget_id=budget_id, tenant=who.tenant), key=lambda s: (-s["utilization"], s["tenant"])
+        )
         status = next((s for s in scopes if s["tenant"] == tenant), scopes[0] if scopes else None)
         if status is not None:
             start, end = datetime.fromisoformat(status["period_start"]), datetime.fromisoformat(status["period_end"])
@@ -167,23 +204,55 @@ def budget_page(request: Request, budget_id: str, tenant: str | None = None) -> 
         parts = queries.breakdown(session, scope)
         alerts = list_alerts(session, budget_id=budget_id, tenant=who.tenant, limit=50)
         history = service.audit_trail(session, budget_id=budget_id, tenant=who.tenant, limit=100)
-    chart = spend_chart(ChartInput(
-        start=start, end=end, now=now, buckets=buckets, amount=spec.amount, thresholds=spec.thresholds,
-        forecast_spend=Decimal(status["forecast_spend"]) if status else None, currency=spec.currency))
-    return render(request, "budget.html", viewer, stored=stored, spec=spec, scopes=scopes, scope_status=status,
-                  chart=chart, breakdown=parts, alerts=alerts, history=[(e, views.changes(e["before"], e["after"]))
-                                                                         for e in history],
-                  period_start=start, period_end=end, done=request.query_params.get("done"))
+    chart = spend_chart(
+        ChartInput(
+            start=start,
+            end=end,
+            now=now,
+            buckets=buckets,
+            amount=spec.amount,
+            thresholds=spec.thresholds,
+            forecast_spend=Decimal(status["forecast_spend"]) if status else None,
+            currency=spec.currency,
+        )
+    )
+    return render(
+        request,
+        "budget.html",
+        viewer,
+        stored=stored,
+        spec=spec,
+        scopes=scopes,
+        scope_status=status,
+        chart=chart,
+        breakdown=parts,
+        alerts=alerts,
+        history=[(e, views.changes(e["before"], e["after"])) for e in history],
+        period_start=start,
+        period_end=end,
+        done=request.query_params.get("done"),
+    )
 
 
 @router.get("/new-budget")
 def new_budget_form(request: Request) -> Response:
     viewer = signed_in(request)
     viewer.principal.require("finance")
-    defaults: dict[str, Any] = {"tenant": viewer.principal.tenant or "", "period": "monthly",
-                                "currency": context(request).settings.currency, "thresholds": [0.8]}
-    return render(request, "form.html", viewer, mode="create", values=views.form_values(defaults),
-                  errors=views.FormErrors(), version=None)
+    defaults: dict[str, Any] = {
+        "tenant": viewer.principal.tenant or "",
+        "period": "monthly",
+        "currency": context(request).settings.currency,
+        "thresholds": [0.8],
+    }
+    return render(
+        request,
+        "form.html",
+        viewer,
+        mode="create",
+        values=views.form_values(defaults),
+        errors=views.FormErrors(),
+        version=None,
+    )
 
 
 @router.post("/new-budget")
@@ -191,8 +260,16 @@ async def create_budget(request: Request) -> Response:
     viewer, form = await posted(request, role="finance")
     outcome = await run_in_threadpool(forms.create, context(request), viewer.principal, form)
     if outcome.errors:
-        return render(request, "form.html", viewer, status=outcome.status, mode="create",
-                      values=views.form_values(form), errors=outcome.errors, version=None)
+        return render(
+            request,
+            "form.html",
+            viewer,
+            status=outcome.status,
+            mode="create",
+            values=views.submitted_values(form),
+            errors=outcome.errors,
+            version=None,
+        )
     return redirect(f"/budgets/{outcome.budget_id}?done=created")
 
 
@@ -204,8 +281,16 @@ def edit_budget_form(request: Request, budget_id: str) -> Response:
         stored = service.get_budget(session, budget_id, tenant=viewer.principal.tenant)
     if stored.managed_by_file:
         raise Conflict(f"budget {budget_id!r} is managed by the file {stored.managed_by_file}; edit that file instead")
-    return render(request, "form.html", viewer, mode="edit", values=views.form_values(stored.spec.document()),
-                  errors=views.FormErrors(), version=stored.version, budget_id=budget_id)
+    return render(
+        request,
+        "form.html",
+        viewer,
+        mode="edit",
+        values=views.form_values(stored.spec.document()),
+        errors=views.FormErrors(),
+        version=stored.version,
+        budget_id=budget_id,
+    )
 
 
 @router.post("/budgets/{budget_id}/edit")
@@ -216,12 +301,31 @@ async def edit_budget(request: Request, budget_id: str) -> Response:
     if outcome.conflict is not None:
         current = outcome.conflict
         yours, _ = views.form_document(form)
-        return render(request, "conflict.html", viewer, status=412, budget_id=budget_id, current=current,
-                      rows=views.changes(current.spec.document(), yours), values=views.form_values(form),
-                      version=current.version, errors=views.FormErrors(), mode="edit")
+        return render(
+            request,
+            "conflict.html",
+            viewer,
+            status=412,
+            budget_id=budget_id,
+            current=current,
+            rows=views.changes(current.spec.document(), yours),
+            values=views.submitted_values(form),
+            version=current.version,
+            errors=views.FormErrors(),
+            mode="edit",
+        )
     if outcome.errors:
-        return render(request, "form.html", viewer, status=outcome.status, mode="edit", values=views.form_values(form),
-                      errors=outcome.errors, version=form.get("version"), budget_id=budget_id)
+        return render(
+            request,
+            "form.html",
+            viewer,
+            status=outcome.status,
+            mode="edit",
+            values=views.submitted_values(form),
+            errors=outcome.errors,
+            version=form.get("version"),
+            budget_id=budget_id,
+        )
     return redirect(f"/budgets/{budget_id}?done=updated")
 
 
@@ -247,4 +351,3 @@ def audit_page(request: Request) -> Response:
     with transaction(context(request).factory) as session:
         entries = service.audit_trail(session, tenant=viewer.principal.tenant, limit=200)
     return render(request, "audit.html", viewer, entries=[(e, views.changes(e["before"], e["after"])) for e in entries])
-

@@ -15,8 +15,21 @@ from typing import Any
 
 from costguard.budgets.schemas import ALL
 
-FORM_FIELDS = ("id", "tenant", "pipeline", "model", "period", "timezone", "amount", "currency", "thresholds",
-               "forecast", "labels", "runbook_url", "description")
+FORM_FIELDS = (
+    "id",
+    "tenant",
+    "pipeline",
+    "model",
+    "period",
+    "timezone",
+    "amount",
+    "currency",
+    "thresholds",
+    "forecast",
+    "labels",
+    "runbook_url",
+    "description",
+)
 GENERAL = "budget"
 
 
@@ -52,6 +65,13 @@ def form_values(document: Mapping[str, Any]) -> dict[str, str]:
         "runbook_url": str(document.get("runbook_url") or ""),
         "description": str(document.get("description") or ""),
     }
+
+
+def submitted_values(form: Mapping[str, str]) -> dict[str, str]:
+    """What the user typed, shown again as typed when the form comes back with errors."""
+    values = {name: form.get(name, "") for name in FORM_FIELDS}
+    values["forecast"] = "on" if form.get("forecast") else ""
+    return values
 
 
 def _optional(value: str) -> str | None:
