@@ -214,6 +214,7 @@ def budget_page(request: Request, budget_id: str, tenant: str | None = None) -> 
             thresholds=spec.thresholds,
             forecast_spend=Decimal(status["forecast_spend"]) if status else None,
             currency=spec.currency,
+            zone=ZoneInfo(spec.timezone or ctx.settings.timezone),
         )
     )
     return render(
