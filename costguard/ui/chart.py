@@ -106,7 +106,7 @@ def spend_chart(data: ChartInput) -> Markup:
         f'<text class="axis" x="{LEFT - 6}" y="{baseline}" text-anchor="end">0</text>'
         f'<text class="axis" x="{LEFT}" y="{baseline + 20}">{_when(data.start, data.zone)}</text>'
         f'<text class="axis" x="{LEFT + plot_w}" y="{baseline + 20}" text-anchor="end">'
-        f"{escape(data.end.strftime('%Y-%m-%d %H:%M'))} UTC</text>"
+        f"{_when(data.end, data.zone)}</text>"
         f'<text class="axis" x="{now_x}" y="{TOP - 2}" text-anchor="middle">now</text>'
     )
     description = (

@@ -265,3 +265,33 @@ def test_security_headers_forbid_scripts_and_framing(db):
     assert "default-src 'none'" in policy
     assert "script-src" not in policy
     assert "frame-ancestors 'none'" in policy
+
+
+def test_delete_needs_the_version_read_and_records_the_deletion(db):
+    api = make_api(db)
+    add_budget(db, {"id": "acme-ui", "tenant": "acme", "amount": "100"})
+    csrf = sign_in(api, api.tokens["finance"])
+    page = api.client.get("/budgets/acme-ui").text
+    assert 'action="/budgets/acme-ui/delete"' in page
+    etag = api.client.get("/v1/budgets/acme-ui", headers=api.headers("admin")).headers["etag"]
+    api.client.put("/v1/budgets/acme-ui", json={"tenant": "acme", "amount": "101"},
+                   headers=api.headers("admin", **{"If-Match": etag}))
+    stale = api.client.post("/budgets/acme-ui/delete", data={"version": "1", "csrf": csrf})
+    assert stale.status_code == 412
+    assert api.client.get("/v1/budgets/acme-ui", headers=api.headers("viewer")).status_code == 200
+    done = api.client.post("/budgets/acme-ui/delete", data={"version": "2", "csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert api.client.get("/v1/budgets/acme-ui", headers=api.headers("viewer")).status_code == 404
+    audit = api.client.get("/audit").text
+    assert re.search(r"<td>delete</td>\s*<td>test-finance</td>\s*<td>ui</td>", audit)
+
+
+def test_sign_out_needs_the_csrf_token_and_clears_the_session(db):
+    api = make_api(db)
+    csrf = sign_in(api, api.tokens["viewer"])
+    assert api.client.post("/logout", data={}).status_code == 403
+    assert api.client.get("/", follow_redirects=False).status_code == 200
+    response = api.client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"] or "Max-Age=0" in response.headers["set-cookie"]
+    assert api.client.get("/", follow_redirects=False).status_code == 303

@@ -47,8 +47,9 @@ def test_a_runaway_forecast_leaves_the_top_instead_of_flattening_the_budget_line
 
 def test_chart_axis_dates_are_in_the_budgets_timezone():
     berlin = ZoneInfo("Europe/Berlin")
-    svg = chart(start=datetime(2026, 11, 30, 23, tzinfo=UTC), zone=berlin)
+    svg = chart(start=datetime(2026, 11, 30, 23, tzinfo=UTC), end=datetime(2026, 12, 31, 23, tzinfo=UTC), zone=berlin)
     assert "2026-12-01 00:00 Europe/Berlin" in svg
+    assert "2027-01-01 00:00 Europe/Berlin" in svg
 
 
 def test_chart_escapes_nothing_it_does_not_own():
