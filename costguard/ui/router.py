@@ -136,7 +136,7 @@ def _choice(value: str | None, allowed: tuple[str, ...]) -> str | None:
 
 @router.get("/")
 def overview(
-    request: Request, tenant: str | None = None, state: str | None = None, sort: str = "utilization", page: int = 1
+    request: Request, tenant: str | None = None, state: str | None = None, sort: str = "utilization", page: str = "1"
 ) -> Response:
     viewer = signed_in(request)
     ctx = context(request)
@@ -147,11 +147,11 @@ def overview(
         state=_choice(state, STATES),
         sort=_choice(sort, queries.SORTS) or "utilization",
     )
-    page = max(page, 1)
+    current = max(int(page), 1) if page.isdigit() else 1  # a hand-edited URL gets page 1, not an error
     now = utcnow()
     month = period_containing("monthly", ctx.settings.default_zone, now)
     with transaction(ctx.factory) as session:
-        rows, total = queries.overview_page(session, chosen, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        rows, total = queries.overview_page(session, chosen, offset=(current - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         tenants = queries.known_tenants(session, viewer_tenant=who.tenant)
         glance = queries.tenants_at_a_glance(session, since=month.start, tenant=chosen.tenant or who.tenant)
     pages = max(ceil(total / PAGE_SIZE), 1)
@@ -166,7 +166,7 @@ def overview(
         viewer,
         rows=rows,
         total=total,
-        page=page,
+        page=current,
         pages=pages,
         page_url=page_url,
         filter=chosen,

@@ -203,6 +203,8 @@ def test_stale_edit_shows_the_conflict_page_and_saves_after_asking_again(console
     expect(row.locator("td").nth(0)).to_have_text("300")
     expect(row.locator("td").nth(1)).to_have_text("120")
     assert httpx.get(f"{console.base}/v1/budgets/globex-race", headers=api_headers(console)).json()["amount"] == "300"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-conflict.png"))
     page.get_by_role("button", name="Save my version").click()
     expect(page.get_by_role("status")).to_have_text("Budget updated.")
     assert httpx.get(f"{console.base}/v1/budgets/globex-race", headers=api_headers(console)).json()["amount"] == "120"

@@ -228,6 +228,7 @@ def test_overview_paginates_filters_and_sorts_by_utilization(db):
     assert len(first) == 50
     assert first[:3] == ["t000", "t001", "t002"]  # each tenant spent 9: the smallest amounts are most used
     assert len(rows.findall(api.client.get("/?page=3").text)) == 20
+    assert rows.findall(api.client.get("/?page=abc").text) == first
     by_tenant = rows.findall(api.client.get("/?tenant=tenant1&sort=budget").text)
     assert by_tenant[:2] == ["t001", "t004"]
     assert len(by_tenant) == 40
