@@ -21,6 +21,7 @@ from costguard.config import Settings
 from costguard.errors import CostguardError
 from costguard.evaluation.router import router as status_router
 from costguard.metrics import build_registry
+from costguard.ui.router import router as console_router
 from costguard.usage.router import router as usage_router
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *, run_schedu
     app.state.ctx = AppContext(settings=settings, factory=factory, registry=build_registry(factory, settings))
     for router in (usage_router, budgets_router, status_router, alerts_router, system_router):
         app.include_router(router)
+    app.include_router(console_router)  # the admin console (HTML)
     _install_error_handlers(app)
     return app
 
