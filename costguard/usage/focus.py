@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from costguard.usage.importers import FileFormatError
+from costguard.usage.importers import FileFormatError, RowProblem
 
 ADJUSTMENT_CATEGORIES = {"Credit", "Adjustment"}
 ATTRIBUTE_COLUMNS = (
@@ -51,6 +51,7 @@ class RowError(ValueError):
     def __init__(self, column: str, message: str) -> None:
         super().__init__(f"column {column}: {message}")
         self.column = column
+        self.message = message
 
 
 def _model(row: dict[str, str]) -> str | None:
@@ -124,7 +125,7 @@ def map_row(row: dict[str, str], *, options: FocusOptions, event_id: str) -> dic
 
 
 def read_focus(lines: Iterable[str], name: str, options: FocusOptions | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield (line, usage record dict) per FOCUS row; a malformed file raises naming line and column."""
+    """Yield (line, usage record dict or RowProblem) per FOCUS row; an unreadable file raises naming line and column."""
     options = options or FocusOptions()
     reader = csv.reader(iter(lines))
     try:
@@ -142,7 +143,9 @@ def read_focus(lines: Iterable[str], name: str, options: FocusOptions | None = N
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            raise FileFormatError(f"{name}:{line}: has {len(cells)} columns but the header has {len(header)}")
+            message = f"has {len(cells)} columns but the header has {len(header)}"
+            yield line, RowProblem("line", message, ",".join(cells))
+            continue
         row = dict(zip(header, cells, strict=True))
         digest = hashlib.sha256("\x1f".join(cells).encode()).hexdigest()
         occurrences[digest] += 1
@@ -150,4 +153,7 @@ def read_focus(lines: Iterable[str], name: str, options: FocusOptions | None = N
         try:
             yield line, map_row(row, options=options, event_id=event_id)
         except RowError as exc:
-            raise FileFormatError(f"{name}:{line}: {exc}") from None
+            position = f"column {exc.column}"
+            if exc.column in header:
+                position = f"column {header.index(exc.column) + 1} ({exc.column})"
+            yield line, RowProblem(position, exc.message, ",".join(cells))
