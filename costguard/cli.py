@@ -238,15 +238,21 @@ def ingest(
             except FileRefused as exc:
                 failed = True
                 for line in (exc.details if isinstance(exc.details, list) else [])[:20]:
-                    err.print(str(line), markup=False, highlight=False)
-                err.print(f"error: {exc.message}", markup=False, highlight=False)
+                    if isinstance(line, str) and line not in exc.message:
+                        err.print(line, markup=False, highlight=False, soft_wrap=True)
+                err.print(f"error: {exc.message}", markup=False, highlight=False, soft_wrap=True)
                 rejected += exc.rejected
                 continue
             accepted += result.accepted
             duplicates += result.duplicates
             rejected += result.rejected
             if result.rejects_path:
-                err.print(f"{path}: {result.rejected} rejected rows written to {result.rejects_path}", markup=False)
+                err.print(
+                    f"{path}: {result.rejected} rejected rows written to {result.rejects_path}",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
     rate = (accepted + duplicates + rejected) / max(time.perf_counter() - started, 1e-9)
     print(f"accepted {accepted}, duplicates {duplicates}, rejected {rejected} ({rate:,.0f} records/s)")
     if failed:

@@ -49,6 +49,8 @@ def open_text(path: str) -> IO[str]:
     """Open a file (or ``-`` for stdin) as UTF-8 text, transparently un-gzipping gzip input."""
     # The returned wrapper owns and closes the file.
     raw: Any = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115
+    if not hasattr(raw, "peek"):
+        raw = io.BufferedReader(raw)
     if raw.peek(2)[:2] == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8", newline="")
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
