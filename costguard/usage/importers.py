@@ -36,13 +36,14 @@ class RowProblem:
     text: str | None = None
 
 
-def _exact_number(text: str) -> Decimal:
-    return Decimal(text)
+# One decoder, built once (json.loads with options builds a new one per call): every non-integer
+# number, and NaN/Infinity, is read as an exact Decimal, never through a float.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
 
 
 def loads(text: str | bytes) -> Any:
     """JSON with every non-integer number (and NaN/Infinity) read as an exact Decimal, never a float."""
-    return json.loads(text, parse_float=_exact_number, parse_constant=_exact_number)
+    return _DECODER.decode(text if isinstance(text, str) else text.decode("utf-8"))
 
 
 def open_text(path: str) -> IO[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from costguard.money import money_text
+from costguard.money import parse_money
 from costguard.usage.importers import RowProblem, detect_format, loads, read_csv, read_jsonl
 from costguard.usage.schemas import RecordError, parse_usage
 
@@ -16,8 +18,9 @@ from costguard.usage.schemas import RecordError, parse_usage
 def reference_hash(raw: dict) -> str:
     """The hash as first defined: sha256 of the canonical JSON array of the record's fields."""
     r = parse_usage(raw, currency="USD")
-    document = [r.tenant, r.event_id, r.timestamp.isoformat(), r.pipeline, r.model, money_text(r.cost), r.currency,
-                r.kind, r.attributes]
+    cost = "0" if r.cost == 0 else format(r.cost.normalize(Context(prec=64)), "f")  # exact, even at 30 digits
+    document = [r.tenant, r.event_id, r.timestamp.isoformat(), r.pipeline, r.model, cost, r.currency, r.kind,
+                r.attributes]
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -75,3 +78,18 @@ def test_reader_problems_are_yielded_with_their_line_not_raised():
 )
 def test_format_is_detected_by_extension_and_header(path, first, expected):
     assert detect_format(path, first) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=12, min_value=-(10**17), max_value=10**17),
+    st.integers(min_value=0, max_value=3),
+)
+def test_the_fast_cost_path_agrees_with_parse_money(amount, extra_zeros):
+    text = format(amount, "f")
+    if "." in text:
+        text += "0" * extra_zeros
+    raw = {"event_id": "e", "tenant": "t", "timestamp": "2026-01-01T00:00:00Z", "cost": text, "kind": "adjustment"}
+    parsed = parse_usage(raw, currency="USD")
+    assert parsed.cost == parse_money(text)
+    assert parsed.content_hash == reference_hash({**raw, "cost": parse_money(text)})
