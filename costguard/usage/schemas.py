@@ -38,16 +38,15 @@ def _refuse(value: object) -> object:
 # Attributes from JSON hold only plain values, except Decimal numbers: encode strictly and fall
 # back to converting (rarely needed) instead of walking every attribute of every record first.
 _STRICT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_refuse)
+# The C encoder, built once: JSONEncoder.encode builds a new one on every call.
 _make_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _make_encoder is not None:
-    _strict_c = _make_encoder(
-        None, _refuse, _encode_string, None, ":", ",", True, False, True
-    )
+_strict_c = _make_encoder(None, _refuse, _encode_string, None, ":", ",", True, False, True) if _make_encoder else None
 
-    def _encode_attributes(value: dict[str, Any]) -> str:
-        return "".join(_strict_c(value, 0))
-else:  # pragma: no cover - CPython always has the C encoder
-    _encode_attributes = _STRICT.encode
+
+def _encode_attributes(value: dict[str, Any]) -> str:
+    if _strict_c is None:  # pragma: no cover - CPython always has the C encoder
+        return _STRICT.encode(value)
+    return "".join(_strict_c(value, 0))
 
 # A plain decimal string within the contract's bounds (no exponent, no leading zeros): the common
 # case, checked and canonicalised without building Decimal tuples; anything else takes parse_money.
