@@ -251,3 +251,18 @@ def test_pending_deltas_hold_every_stored_cost_exactly_once(api, db):
         costs = session.scalars(select(UsageRecord.cost)).all()
     assert stored_sum == 41
     assert pending_total(db) == sum(costs, Decimal(0)) == Decimal("1.00004")
+
+
+def rejected_counter(api: Api, reason: str) -> float:
+    for line in api.client.get("/metrics").text.splitlines():
+        if line.startswith(f'costguard_usage_records_rejected_total{{reason="{reason}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_refused_records_are_counted_by_reason(api, db):
+    invalid, conflict = rejected_counter(api, "invalid"), rejected_counter(api, "conflict")
+    api.post_usage([usage("ok", "1"), usage("bad", "-1")])
+    api.post_usage([usage("seed-1", "7")])
+    assert rejected_counter(api, "invalid") == invalid + 2
+    assert rejected_counter(api, "conflict") == conflict + 1
