@@ -266,3 +266,16 @@ def test_refused_records_are_counted_by_reason(api, db):
     api.post_usage([usage("seed-1", "7")])
     assert rejected_counter(api, "invalid") == invalid + 2
     assert rejected_counter(api, "conflict") == conflict + 1
+
+
+def test_a_chunked_body_of_unknown_length_over_the_limit_is_a_413(api, db):
+    before = stored(db)
+
+    def chunks():
+        for _ in range(100):
+            yield b" " * 1024
+
+    response = api.client.post("/v1/usage", content=chunks(), headers=api.headers("ingest"))
+    assert response.status_code == 413
+    assert "65536 bytes" in response.json()["error"]
+    assert stored(db) == before
