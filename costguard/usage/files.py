@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from costguard.db import transaction
@@ -174,6 +176,14 @@ def ingest_file(
         raise FileRefused(f"{path} cannot be read ({exc}); nothing from it was stored", details=[str(exc)]) from None
     except FileRefused:
         raise
+    except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as exc:
+        # The transaction died with the connection (server restart, pg_terminate_backend): nothing stored.
+        cause = getattr(exc, "orig", None) or exc
+        raise FileRefused(
+            f"{path}: the database connection was lost while ingesting ({cause}); nothing from it was stored, "
+            "run the same command again",
+            status=503,
+        ) from None
     except CostguardError as exc:
         raise FileRefused(
             f"{path}: {exc.message}", details=exc.details, rejected=len(exc.details or []), status=exc.status_code

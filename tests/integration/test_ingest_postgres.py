@@ -130,3 +130,34 @@ def test_the_copy_path_writes_rollup_deltas_in_the_workers_buckets(pg):
         entry[0] += r.cost
         entry[1] += 1
     assert {(t, p, m, b, k): [c, n] for t, p, m, b, k, c, n in rows} == expected
+
+
+def test_a_file_whose_connection_is_killed_mid_copy_is_refused_whole_and_can_be_retried(pg, tmp_path):
+    import json
+
+    from costguard.usage.files import FileRefused, ingest_file
+    from tests.helpers.app import usage
+
+    name = "costguard-ingest-file-kill-test"
+    engine = make_engine(pg.url, application_name=name)
+    factory = make_session_factory(engine)
+    path = tmp_path / "usage.jsonl"
+    path.write_text("".join(json.dumps(usage(f"f-{i}", "0.001")) + "\n" for i in range(25_000)))
+
+    def kill_at_first_progress(count: int) -> None:
+        if count == 10_000:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                              (name,))
+
+    try:
+        with pytest.raises(FileRefused) as caught:
+            ingest_file(factory, str(path), "auto", currency="USD", now=utcnow(), progress=kill_at_first_progress)
+        assert caught.value.status_code == 503
+        assert "connection was lost" in caught.value.message
+        assert totals(pg) == (0, Decimal(0), Decimal(0), 0)
+        result = ingest_file(factory, str(path), "auto", currency="USD", now=utcnow())
+        assert (result.accepted, result.duplicates) == (25_000, 0)
+        assert totals(pg) == (25_000, Decimal("25"), Decimal("25"), 25_000)
+    finally:
+        engine.dispose()
