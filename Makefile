@@ -38,7 +38,7 @@ pytest: install
 test: lint typecheck pytest
 
 bench-ingest: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest.py $(if $(N),--records $(N))
 
 bench-evaluate: install
 	$(BIN)/python bench/evaluate.py

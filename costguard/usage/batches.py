@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from costguard.errors import InvalidInput, PayloadTooLarge
+from costguard.usage.importers import loads
 from costguard.usage.schemas import RecordError, UsageIn, parse_usage
 
 MAX_ERRORS_LISTED = 100
@@ -21,8 +21,9 @@ class Limits:
 
 
 def _loads(text: str | bytes) -> Any:
-    # Numbers become Decimal (never float) so a cost written as a JSON number stays exact.
-    return json.loads(text, parse_float=Decimal)
+    # Numbers become Decimal (never float) so a cost written as a JSON number stays exact;
+    # NaN and Infinity become Decimal too, so the cost check refuses them by name.
+    return loads(text)
 
 
 def decompress(body: bytes, encoding: str | None, limits: Limits) -> bytes:
@@ -62,15 +63,22 @@ def raw_records(body: bytes, content_type: str | None) -> list[Any]:
                 records.append(_loads(line))
             except json.JSONDecodeError as exc:
                 raise InvalidInput(
-                    f"line {number} is not valid JSON ({exc.msg}); send one JSON object per line"
+                    f"line {number} column {exc.colno} is not valid JSON ({exc.msg}); send one JSON object per line"
+                ) from None
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"line {number} has a number that cannot be read ({exc}); nothing was stored"
                 ) from None
         return records
     try:
         parsed = _loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
-            f"the body is not valid JSON ({exc.msg} at line {exc.lineno}); send a JSON array of records"
+            f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "send a JSON array of records"
         ) from None
+    except ValueError as exc:
+        raise InvalidInput(f"the body has a number that cannot be read ({exc}); nothing was stored") from None
     if not isinstance(parsed, list):
         raise InvalidInput(
             "the body must be a JSON array of usage records (or NDJSON with Content-Type application/x-ndjson)"

@@ -1,24 +1,41 @@
-"""Ingest files: validate every line, then store the file in one transaction (all or nothing)."""
+"""Ingest files as streams: validate each row as it is read and store the file in one transaction.
+
+Nothing is held per record: rows flow from the reader through validation straight into the
+store (COPY on PostgreSQL), so memory stays flat whatever the file size. By default a file is
+all or nothing: after the first invalid row nothing more is staged, the remaining rows are still
+checked so the error lists them, and the transaction is rolled back. With ``skip_invalid`` the
+good rows are stored and each rejected row goes, with its reason, to a rejects file (JSON Lines).
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from costguard.db import transaction
-from costguard.errors import InvalidInput
+from costguard.errors import CostguardError, InvalidInput
 from costguard.usage import importers
 from costguard.usage.focus import FocusOptions, read_focus
+from costguard.usage.importers import RowProblem
 from costguard.usage.schemas import RecordError, UsageIn, parse_usage
 from costguard.usage.service import ingest_batch
 
-CHUNK = 5000
+log = logging.getLogger(__name__)
+
 MAX_ERRORS_SHOWN = 20
+PROGRESS_EVERY = 10_000
+
+Progress = Callable[[int], None]
 
 
 @dataclass(slots=True)
@@ -27,37 +44,101 @@ class FileResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    rejects_path: str | None = None
+
+
+@dataclass(slots=True)
+class _Tally:
+    read: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class FileRefused(InvalidInput):
+    """A file refused whole: nothing from it was stored; ``rejected`` counts its invalid rows."""
+
+    def __init__(self, message: str, *, details: Any = None, rejected: int = 0, status: int = 422) -> None:
+        super().__init__(message, details=details)
+        self.rejected = rejected
+        self.status_code = status
+
+
+def default_rejects_path(path: str) -> str:
+    """Next to the input: ``usage.jsonl`` → ``usage.jsonl.rejects.jsonl``; stdin → ``stdin.rejects.jsonl``."""
+    return "stdin.rejects.jsonl" if path == "-" else f"{path}.rejects.jsonl"
 
 
 def raw_rows(path: str, fmt: str, focus: FocusOptions | None = None) -> Iterator[tuple[int, Any]]:
     with importers.open_text(path) as stream:
         first = stream.readline()
         chosen = importers.detect_format(path, first) if fmt == "auto" else fmt
+        lines = itertools.chain([first], stream)
         if chosen == "focus":
-            reader: Iterator[tuple[int, Any]] = read_focus(itertools.chain([first], stream), path, focus)
+            yield from read_focus(lines, path, focus)
         elif chosen == "csv":
-            reader = importers.read_csv(itertools.chain([first], stream), path)
+            yield from importers.read_csv(lines, path)
         else:
-            reader = importers.read_jsonl(itertools.chain([first], stream), path)
-        yield from reader
+            yield from importers.read_jsonl(lines, path)
 
 
-def validate_file(
-    path: str, fmt: str, *, currency: str, focus: FocusOptions | None = None
-) -> tuple[list[UsageIn], list[str]]:
-    records: list[UsageIn] = []
-    errors: list[str] = []
-    try:
-        for line, raw in raw_rows(path, fmt, focus):
+class _Rejects:
+    """The rejects file, opened on the first rejected row only."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stream: IO[str] | None = None
+
+    def write(self, source: str, line: int, where: str, reason: str, raw: Any) -> None:
+        if self._stream is None:
+            self._stream = Path(self.path).open("a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        entry: dict[str, Any] = {"file": source, "line": line, "field": where, "reason": reason}
+        if isinstance(raw, RowProblem):
+            entry["text"] = raw.text
+        else:
+            entry["record"] = raw
+        self._stream.write(json.dumps(entry, default=str, ensure_ascii=False) + "\n")
+
+    @property
+    def used(self) -> bool:
+        return self._stream is not None
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def _valid_records(
+    path: str,
+    fmt: str,
+    *,
+    currency: str,
+    focus: FocusOptions | None,
+    tally: _Tally,
+    rejects: _Rejects | None,
+    progress: Progress | None,
+) -> Iterator[UsageIn]:
+    for line, raw in raw_rows(path, fmt, focus):
+        tally.read += 1
+        if progress is not None and tally.read % PROGRESS_EVERY == 0:
+            progress(tally.read)
+        if isinstance(raw, RowProblem):
+            where, reason = raw.where, raw.message
+        else:
             try:
-                records.append(parse_usage(raw, currency=currency))
+                record = parse_usage(raw, currency=currency)
             except RecordError as exc:
-                errors.append(f"{path}:{line}: {exc.field}: {exc.message}")
-    except importers.FileFormatError as exc:
-        errors.append(str(exc))
-    except (OSError, UnicodeDecodeError) as exc:
-        errors.append(f"{path}: cannot be read ({exc})")
-    return records, errors
+                where, reason = exc.field, exc.message
+            else:
+                if not tally.errors:
+                    yield record
+                continue
+        tally.rejected += 1
+        if rejects is not None:
+            rejects.write(path, line, where, reason, raw)
+        elif len(tally.errors) < MAX_ERRORS_SHOWN:
+            tally.errors.append(f"{path}:{line}: {where}: {reason}")
+    if progress is not None:
+        progress(tally.read)
 
 
 def ingest_file(
@@ -68,17 +149,61 @@ def ingest_file(
     currency: str,
     now: datetime,
     focus: FocusOptions | None = None,
+    skip_invalid: bool = False,
+    rejects_path: str | None = None,
+    progress: Progress | None = None,
 ) -> FileResult:
-    """All or nothing: any invalid line refuses the whole file, naming file and line."""
-    records, errors = validate_file(path, fmt, currency=currency, focus=focus)
-    if errors:
-        shown = errors[:MAX_ERRORS_SHOWN]
-        more = f" (and {len(errors) - len(shown)} more)" if len(errors) > len(shown) else ""
-        raise InvalidInput(f"{shown[0]}{more}; nothing from {path} was stored", details=errors)
-    result = FileResult(path)
-    with transaction(factory) as session:
-        for start in range(0, len(records), CHUNK):
-            outcome = ingest_batch(session, records[start : start + CHUNK], now=now)
-            result.accepted += outcome.accepted
-            result.duplicates += outcome.duplicates
-    return result
+    """Store one file in one transaction; raise ``FileRefused`` (nothing stored) naming file and line."""
+    rejects = _Rejects(rejects_path or default_rejects_path(path)) if skip_invalid else None
+    tally = _Tally()
+    records = _valid_records(
+        path, fmt, currency=currency, focus=focus, tally=tally, rejects=rejects, progress=progress
+    )
+    try:
+        with transaction(factory) as session:
+            outcome = ingest_batch(session, records, now=now)
+            if tally.errors:
+                more = tally.rejected - 1
+                raise FileRefused(
+                    f"{tally.errors[0]}" + (f" (and {more} more invalid rows)" if more else "")
+                    + f"; nothing from {path} was stored (pass --skip-invalid to store the valid rows)",
+                    details=tally.errors,
+                    rejected=tally.rejected,
+                )
+    except importers.FileFormatError as exc:
+        raise FileRefused(f"{exc}; nothing from {path} was stored", details=[str(exc)]) from None
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise FileRefused(f"{path} cannot be read ({exc}); nothing from it was stored", details=[str(exc)]) from None
+    except FileRefused:
+        raise
+    except (sqlalchemy.exc.OperationalError, psycopg.OperationalError) as exc:
+        # The transaction died with the connection (server restart, pg_terminate_backend): nothing stored.
+        cause = getattr(exc, "orig", None) or exc
+        raise FileRefused(
+            f"{path}: the database connection was lost while ingesting ({cause}); nothing from it was stored, "
+            "run the same command again",
+            status=503,
+        ) from None
+    except CostguardError as exc:
+        raise FileRefused(
+            f"{path}: {exc.message}", details=exc.details, rejected=len(exc.details or []), status=exc.status_code
+        ) from None
+    finally:
+        if rejects is not None:
+            rejects.close()
+    log.info(
+        "usage.file_ingested",
+        extra={
+            "path": path,
+            "accepted": outcome.accepted,
+            "duplicates": outcome.duplicates,
+            "rejected": tally.rejected,
+        },
+    )
+    return FileResult(
+        path,
+        accepted=outcome.accepted,
+        duplicates=outcome.duplicates,
+        rejected=tally.rejected,
+        rejects_path=rejects.path if rejects is not None and rejects.used else None,
+    )

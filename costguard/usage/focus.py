@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from costguard.usage.importers import FileFormatError
+from costguard.usage.importers import FileFormatError, RowProblem
 
 ADJUSTMENT_CATEGORIES = {"Credit", "Adjustment"}
 ATTRIBUTE_COLUMNS = (
@@ -51,6 +51,7 @@ class RowError(ValueError):
     def __init__(self, column: str, message: str) -> None:
         super().__init__(f"column {column}: {message}")
         self.column = column
+        self.message = message
 
 
 def _model(row: dict[str, str]) -> str | None:
@@ -124,7 +125,7 @@ def map_row(row: dict[str, str], *, options: FocusOptions, event_id: str) -> dic
 
 
 def read_focus(lines: Iterable[str], name: str, options: FocusOptions | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield (line, usage record dict) per FOCUS row; a malformed file raises naming line and column."""
+    """Yield (line, usage record dict or RowProblem) per FOCUS row; an unreadable file raises naming line and column."""
     options = options or FocusOptions()
     reader = csv.reader(iter(lines))
     try:
@@ -136,18 +137,26 @@ def read_focus(lines: Iterable[str], name: str, options: FocusOptions | None = N
             f"{name}:1: column 1: the file starts with a UTF-8 byte-order mark, which FOCUS exports must not "
             "have; remove it (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE) and import again"
         )
-    occurrences: Counter[str] = Counter()
+    # Occurrences are counted per 64-bit digest prefix (an int key, ~70 bytes a row) so a FOCUS
+    # export of millions of rows stays within flat-ish memory; the event id keeps the long digest.
+    occurrences: Counter[int] = Counter()
     for cells in reader:
         line = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            raise FileFormatError(f"{name}:{line}: has {len(cells)} columns but the header has {len(header)}")
+            message = f"has {len(cells)} columns but the header has {len(header)}"
+            yield line, RowProblem("line", message, ",".join(cells))
+            continue
         row = dict(zip(header, cells, strict=True))
         digest = hashlib.sha256("\x1f".join(cells).encode()).hexdigest()
-        occurrences[digest] += 1
-        event_id = f"focus-{digest[:40]}-{occurrences[digest]}"
+        seen = int(digest[:16], 16)
+        occurrences[seen] += 1
+        event_id = f"focus-{digest[:40]}-{occurrences[seen]}"
         try:
             yield line, map_row(row, options=options, event_id=event_id)
         except RowError as exc:
-            raise FileFormatError(f"{name}:{line}: {exc}") from None
+            position = f"column {exc.column}"
+            if exc.column in header:
+                position = f"column {header.index(exc.column) + 1} ({exc.column})"
+            yield line, RowProblem(position, exc.message, ",".join(cells))

@@ -42,6 +42,24 @@ def _ingest(
         raise
 
 
+# gzip never shrinks data by less than this, so a compressed body this much over the limit is
+# refused before it is even inflated (and a chunked body of unknown length cannot exhaust memory).
+GZIP_HEADROOM = 64 * 1024
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    cap = limit + GZIP_HEADROOM if request.headers.get("content-encoding") else limit
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > cap:
+            USAGE_REJECTED.labels("too_large").inc()
+            raise PayloadTooLarge(f"the batch is larger than {limit} bytes; split it into smaller batches")
+        parts.append(part)
+    return b"".join(parts)
+
+
 @router.post("/v1/usage", summary="Ingest a batch of usage records (JSON array or NDJSON, optionally gzip)")
 async def post_usage(
     request: Request, who: Principal = Depends(requires("ingest")), ctx: AppContext = Depends(context)
@@ -51,7 +69,7 @@ async def post_usage(
     if declared.isdigit() and int(declared) > limits and not request.headers.get("content-encoding"):
         USAGE_REJECTED.labels("too_large").inc()
         raise PayloadTooLarge(f"the batch is larger than {limits} bytes; split it into smaller batches")
-    body = await request.body()
+    body = await _read_capped(request, limits)
     result = await run_in_threadpool(
         _ingest, ctx, who, body, request.headers.get("content-type"), request.headers.get("content-encoding")
     )
