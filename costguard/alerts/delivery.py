@@ -24,8 +24,6 @@ from costguard.config import Settings
 
 log = logging.getLogger(__name__)
 BATCH = 200
-BACKOFF_BASE_SECONDS = 5.0
-BACKOFF_MAX_SECONDS = 600.0
 
 
 @dataclass(slots=True)
@@ -37,9 +35,9 @@ class DeliveryReport:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def backoff(attempts: int, rng: random.Random) -> timedelta:
-    """Exponential backoff with full jitter between half and all of the step."""
-    step = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
+def backoff(attempts: int, rng: random.Random, *, initial: float = 5.0, cap: float = 600.0) -> timedelta:
+    """Exponential backoff with jitter between half and all of the step, so receivers are not hit in lockstep."""
+    step = min(initial * 2 ** min(max(attempts - 1, 0), 32), cap)
     return timedelta(seconds=step * (0.5 + rng.random() / 2))
 
 
@@ -49,7 +47,23 @@ def firing_ends_at(now: datetime, settings: Settings) -> datetime:
     return now + timedelta(seconds=4 * interval)
 
 
-def _alertmanager_body(alert: AlertRow, event: str, *, now: datetime, settings: Settings) -> dict[str, Any]:
+def _alertmanager_body(
+    alert: AlertRow, event: str, *, now: datetime, settings: Settings, stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The alert as Alertmanager must see it for this transition.
+
+    A firing alert gets a fresh ``endsAt`` ahead of now (never past its period's end). A resolution is
+    sent as it happened (its stored payload), so a resolve that the alert has since re-fired from still
+    reaches Alertmanager with the resolve time as ``endsAt``, ahead of the new firing episode.
+    """
+    if event != FIRING and stored is not None and stored.get("endsAt"):
+        return alertmanager_alert(
+            labels=stored["labels"],
+            annotations=stored["annotations"],
+            generator_url=stored.get("generatorURL", alert.generator_url),
+            starts_at=datetime.fromisoformat(stored["startsAt"]),
+            ends_at=datetime.fromisoformat(stored["endsAt"]),
+        )
     if event == FIRING and alert.status == FIRING:
         ends_at = min(firing_ends_at(now, settings), alert.period_end) if alert.period_end > now else alert.period_end
     else:
@@ -79,7 +93,7 @@ def _send(
             client,
             url,
             [
-                _alertmanager_body(a, r.event, now=now, settings=settings)
+                _alertmanager_body(a, r.event, now=now, settings=settings, stored=r.payload)
                 for a, r in zip(alerts, rows, strict=True)
                 if a
             ],
@@ -147,7 +161,9 @@ def _failed(
             row.status = repository.DEAD
             report.dead += 1
         else:
-            row.next_attempt_at = now + backoff(row.attempts, rng)
+            row.next_attempt_at = now + backoff(
+                row.attempts, rng, initial=settings.alert_retry_initial_seconds, cap=settings.alert_retry_max_seconds
+            )
     delivered_before_failure = len(rows) - len(pending)
     state.notifications_total = (state.notifications_total or 0) + delivered_before_failure
     state.failures_total = (state.failures_total or 0) + 1
