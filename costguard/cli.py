@@ -364,6 +364,20 @@ def tokens_revoke(token_id: str = typer.Argument(..., help="the token id from to
 
 
 @app.command()
+def rules(
+    budget_alerts: bool = typer.Option(
+        False,
+        "--budget-alerts",
+        help="print instead the budget alerts as Prometheus rules (an alternative to costguard's own delivery)",
+    ),
+) -> None:
+    """Print the Prometheus rule file: cost-rate recording rules, self-monitoring and anomaly alerts."""
+    from costguard.alerts.rules import render
+
+    print(render(_settings(), budget_alerts=budget_alerts), end="")
+
+
+@app.command()
 def demo(
     at: str | None = typer.Option(None, "--at", help="end of the generated month-to-date (default: now)"),
     seed: int = typer.Option(7, "--seed"),

@@ -16,6 +16,7 @@ from costguard.budgets import repository as budgets_repo
 from costguard.config import Settings
 from costguard.evaluation import repository as evaluation_repo
 from costguard.evaluation import rollup
+from costguard.evaluation.logic import threshold_label
 
 STATES = ("ok", "approaching", "exceeded")
 
@@ -58,10 +59,20 @@ class CostguardCollector(Collector):
             "Spend pace over a window as a multiple of the pace that uses exactly the budget over the period.",
         )
         state = _metric("costguard_budget_state", "1 for the budget scope's current state, 0 for the others.")
-        budget_labels = {row.id: dict(row.labels) for row in budgets_repo.list_rows(session)}
+        thresholds = _metric(
+            "costguard_budget_threshold_ratio",
+            "The budget's alert thresholds (approaching ones and 1 for exceeded), for Prometheus-side alert rules.",
+        )
+        forecast_on = _metric(
+            "costguard_budget_forecast_enabled", "1 if the budget alerts on its forecast (forecast: true), else 0."
+        )
+        starts = _metric("costguard_budget_period_start_timestamp_seconds", "Start of the current period (Unix time).")
+        ends = _metric("costguard_budget_period_end_timestamp_seconds", "End of the current period (Unix time).")
+        budgets = {row.id: row for row in budgets_repo.list_rows(session)}
         for row in evaluation_repo.statuses(session):
+            budget = budgets.get(row.budget_id)
             labels = {
-                **budget_labels.get(row.budget_id, {}),
+                **(budget.labels if budget else {}),
                 "budget": row.budget_id,
                 "tenant": row.tenant,
                 "pipeline": row.pipeline,
@@ -77,7 +88,15 @@ class CostguardCollector(Collector):
             burn.add_sample("costguard_budget_burn_rate_ratio", {**labels, "window": "6h"}, row.burn_rate_long)
             for name in STATES:
                 state.add_sample("costguard_budget_state", {**labels, "state": name}, 1.0 if row.state == name else 0.0)
-        yield from (spend, amount, utilization, forecast, burn, state)
+            for value in sorted({*(budget.thresholds if budget else ()), 1.0}):
+                threshold = {**labels, "threshold": threshold_label(value)}
+                thresholds.add_sample("costguard_budget_threshold_ratio", threshold, float(value))
+            forecast_on.add_sample(
+                "costguard_budget_forecast_enabled", labels, 1.0 if budget is not None and budget.forecast else 0.0
+            )
+            starts.add_sample("costguard_budget_period_start_timestamp_seconds", labels, row.period_start.timestamp())
+            ends.add_sample("costguard_budget_period_end_timestamp_seconds", labels, row.period_end.timestamp())
+        yield from (spend, amount, utilization, forecast, burn, state, thresholds, forecast_on, starts, ends)
 
     def _cost_metrics(self, session: Session) -> Iterator[Metric]:
         names = self._settings.cost_metric_labels

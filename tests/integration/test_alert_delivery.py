@@ -64,7 +64,10 @@ def test_receivers_down_lose_nothing_and_get_each_alert_once_after_recovery(db):
     deliveries = [d for a in alerts(api) for d in a["deliveries"]]
     assert len(deliveries) == 4 and {d["status"] for d in deliveries} == {"pending"}
     assert all(d["attempts"] >= 1 and d["last_error"] for d in deliveries)
-    assert metric_values(api, "costguard_alert_outbox_pending") == {f"alertmanager:{am_url}": 2, f"webhook:{hook_url}": 2}
+    assert metric_values(api, "costguard_alert_outbox_pending") == {
+        f"alertmanager:{am_url}": 2,
+        f"webhook:{hook_url}": 2,
+    }
     assert all(v >= 1 for v in metric_values(api, "costguard_alert_notification_failures_total").values())
 
     with http_receiver(am_port) as alertmanager, http_receiver(hook_port) as webhook:
