@@ -71,7 +71,7 @@ def recording_rules(settings: Settings) -> list[dict[str, Any]]:
     levels: list[list[str]] = []
     for label in ("tenant", "pipeline", "model"):
         if label in labels:
-            level = ["tenant", label] if label != "tenant" and "tenant" in labels else [label]
+            level: list[str] = ["tenant", label] if label != "tenant" and "tenant" in labels else [label]
             levels.append(level)
     levels.append(labels)
     rules = []
