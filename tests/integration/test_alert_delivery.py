@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from costguard.alerts.delivery import backoff
 from costguard.evaluation.jobs import run_evaluation_cycle
 from tests.helpers.app import Api, add_budget, make_api, usage
 from tests.helpers.processes import free_port
@@ -208,3 +210,31 @@ def test_each_alertmanager_of_an_ha_pair_receives_every_alert_and_every_resend(d
         assert sorted(a["labels"]["alertname"] for a in resent) == ["CostBudgetApproaching", "CostBudgetExceeded"]
         assert {a["startsAt"] for a in resent} == {"2026-12-04T12:00:00Z"}
         assert {a["endsAt"] for a in resent} == {"2026-12-04T12:05:35Z"}  # 12:01:35 + 4 x 60 s
+
+
+def test_retry_delays_grow_exponentially_with_jitter_up_to_the_cap():
+    rng = random.Random(7)
+    for attempts, step in ((1, 5), (2, 10), (3, 20), (4, 40), (9, 600), (60, 600)):
+        delays = {backoff(attempts, rng, initial=5, cap=600).total_seconds() for _ in range(50)}
+        assert all(step / 2 <= d <= step for d in delays), (attempts, sorted(delays)[:3])
+        assert len(delays) > 1  # jittered: replicas and receivers are not retried in lockstep
+
+
+def test_a_refused_notification_is_not_retried_before_its_backoff_expires(db):
+    with http_receiver() as webhook:
+        webhook.status = 503
+        api = make_api(db, webhook_urls=f"{webhook.url}/hook", alert_retry_initial_seconds=60)
+        add_budget(db, {"id": "acme-monthly", "tenant": "acme", "amount": "100", "thresholds": [0.8]})
+        api.post_usage([usage("a", "85")])
+        cycle(api, T0)
+        [first] = alerts(api)[0]["deliveries"]
+        assert first["attempts"] == 1
+        retry_at = datetime.fromisoformat(first["next_attempt_at"])
+        assert T0 + timedelta(seconds=30) <= retry_at <= T0 + timedelta(seconds=60)
+        cycle(api, retry_at - timedelta(seconds=1))
+        assert alerts(api)[0]["deliveries"][0]["attempts"] == 1
+        webhook.status = 200
+        cycle(api, retry_at)
+        [delivered] = alerts(api)[0]["deliveries"]
+        assert delivered["status"] == "delivered" and delivered["attempts"] == 2
+        assert len(webhook.requests) == 1
