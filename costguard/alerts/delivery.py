@@ -41,6 +41,17 @@ def backoff(attempts: int, rng: random.Random, *, initial: float = 5.0, cap: flo
     return timedelta(seconds=step * (0.5 + rng.random() / 2))
 
 
+def retry_cap(receiver: str, settings: Settings) -> float:
+    """Longest retry delay for a receiver.
+
+    An Alertmanager is retried at least every resend interval: while its queue is not empty the
+    firing alerts are not refreshed, and a longer wait would let them expire there once it is back.
+    """
+    if receiver.startswith("alertmanager:"):
+        return min(settings.alert_retry_max_seconds, settings.alert_resend_interval_seconds)
+    return settings.alert_retry_max_seconds
+
+
 def firing_ends_at(now: datetime, settings: Settings) -> datetime:
     """Prometheus's rule: 4 x the larger of the resend and evaluation intervals."""
     interval = max(settings.alert_resend_interval_seconds, settings.evaluation_interval_seconds)
@@ -153,6 +164,7 @@ def _failed(
     report: DeliveryReport,
 ) -> None:
     dead_after = timedelta(seconds=settings.alert_dead_letter_after_seconds)
+    cap = retry_cap(receiver, settings)
     pending = [row for row in rows if row.status == repository.PENDING]
     for row in pending:
         row.attempts += 1
@@ -161,9 +173,8 @@ def _failed(
             row.status = repository.DEAD
             report.dead += 1
         else:
-            row.next_attempt_at = now + backoff(
-                row.attempts, rng, initial=settings.alert_retry_initial_seconds, cap=settings.alert_retry_max_seconds
-            )
+            delay = backoff(row.attempts, rng, initial=settings.alert_retry_initial_seconds, cap=cap)
+            row.next_attempt_at = now + delay
     delivered_before_failure = len(rows) - len(pending)
     state.notifications_total = (state.notifications_total or 0) + delivered_before_failure
     state.failures_total = (state.failures_total or 0) + 1

@@ -238,3 +238,30 @@ def test_a_refused_notification_is_not_retried_before_its_backoff_expires(db):
         [delivered] = alerts(api)[0]["deliveries"]
         assert delivered["status"] == "delivered" and delivered["attempts"] == 2
         assert len(webhook.requests) == 1
+
+
+def test_an_unreachable_alertmanager_is_retried_at_least_every_resend_interval(db):
+    """A webhook's retry delay grows to its cap; an Alertmanager's stops at the resend interval."""
+    api = make_api(
+        db,
+        alertmanager_urls=f"http://127.0.0.1:{free_port()}",
+        webhook_urls=f"http://127.0.0.1:{free_port()}/hook",
+        alert_resend_interval_seconds=60,
+        alert_retry_initial_seconds=5,
+        alert_retry_max_seconds=600,
+    )
+    add_budget(db, {"id": "acme-monthly", "tenant": "acme", "amount": "100", "thresholds": [0.8]})
+    api.post_usage([usage("a", "85")])
+    delays: dict[str, list[float]] = {"alertmanager": [], "webhook": []}
+    attempts: dict[str, int] = {}
+    at = T0
+    for _ in range(20):
+        cycle(api, at)
+        deliveries = {d["receiver"].split(":")[0]: d for d in alerts(api)[0]["deliveries"]}
+        for kind, delivery in deliveries.items():
+            if attempts.get(kind) != delivery["attempts"]:
+                attempts[kind] = delivery["attempts"]
+                delays[kind].append((datetime.fromisoformat(delivery["next_attempt_at"]) - at).total_seconds())
+        at = min(datetime.fromisoformat(d["next_attempt_at"]) for d in deliveries.values())
+    assert len(delays["alertmanager"]) >= 8 and max(delays["alertmanager"]) <= 60
+    assert len(delays["webhook"]) >= 6 and max(delays["webhook"]) > 60
