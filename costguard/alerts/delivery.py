@@ -169,7 +169,7 @@ def _failed(
     for row in pending:
         row.attempts += 1
         row.last_error = str(exc)[:500]
-        if now - row.created_at >= dead_after:
+        if exc.permanent or now - row.created_at >= dead_after:
             row.status = repository.DEAD
             report.dead += 1
         else:

@@ -265,3 +265,19 @@ def test_an_unreachable_alertmanager_is_retried_at_least_every_resend_interval(d
         at = min(datetime.fromisoformat(d["next_attempt_at"]) for d in deliveries.values())
     assert len(delays["alertmanager"]) >= 8 and max(delays["alertmanager"]) <= 60
     assert len(delays["webhook"]) >= 6 and max(delays["webhook"]) > 60
+
+
+def test_alertmanager_refusing_a_batch_as_invalid_dead_letters_it_at_once_and_resends_go_on(db):
+    with http_receiver() as alertmanager:
+        alertmanager.status = 400
+        api = make_api(db, alertmanager_urls=alertmanager.url, alert_resend_interval_seconds=60)
+        add_budget(db, {"id": "acme-monthly", "tenant": "acme", "amount": "100", "thresholds": [0.8]})
+        api.post_usage([usage("a", "85")])
+        cycle(api, T0)
+        [dead] = alerts(api)[0]["deliveries"]
+        assert dead["status"] == "dead" and dead["attempts"] == 1 and "HTTP 400" in dead["last_error"]
+        alertmanager.status = 200
+        cycle(api, T0 + timedelta(seconds=61))
+        [resent] = posted_alerts(alertmanager)
+        assert resent["labels"]["alertname"] == "CostBudgetApproaching"
+        assert resent["endsAt"] == "2026-12-04T12:05:01Z"
