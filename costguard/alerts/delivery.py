@@ -88,6 +88,15 @@ def _alertmanager_body(
     )
 
 
+def _superseded(alert: AlertRow, row: AlertNotification) -> bool:
+    """A firing notification of an earlier episode: the alert has resolved and fired again since.
+
+    Its resolution follows in the queue; sending the alert's current (newer) episode in its place
+    would put the two episodes out of order in Alertmanager.
+    """
+    return row.event == FIRING and alert.starts_at > row.created_at
+
+
 def _send(
     client: httpx.Client,
     receiver: str,
@@ -106,7 +115,7 @@ def _send(
             [
                 _alertmanager_body(a, r.event, now=now, settings=settings, stored=r.payload)
                 for a, r in zip(alerts, rows, strict=True)
-                if a
+                if a and not _superseded(a, r)
             ],
         )
     else:

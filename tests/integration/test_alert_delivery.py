@@ -281,3 +281,28 @@ def test_alertmanager_refusing_a_batch_as_invalid_dead_letters_it_at_once_and_re
         [resent] = posted_alerts(alertmanager)
         assert resent["labels"]["alertname"] == "CostBudgetApproaching"
         assert resent["endsAt"] == "2026-12-04T12:05:01Z"
+
+
+def test_resolve_and_refire_during_an_outage_reach_alertmanager_as_two_episodes(db):
+    port = free_port()
+    api = make_api(db, alertmanager_urls=f"http://127.0.0.1:{port}", alert_resend_interval_seconds=3600, **RETRY)
+    add_budget(db, {"id": "acme-monthly", "tenant": "acme", "amount": "100", "thresholds": [0.5]})
+    api.post_usage([usage("a", "105")])
+    cycle(api, T0)  # Exceeded fires
+    api.post_usage([usage("credit", "-30", kind="adjustment")])
+    cycle(api, T0 + timedelta(minutes=1))
+    cycle(api, T0 + timedelta(minutes=2))  # ... resolves
+    api.post_usage([usage("b", "40")])
+    cycle(api, T0 + timedelta(minutes=3))
+    cycle(api, T0 + timedelta(minutes=4))  # ... and fires again
+    with http_receiver(port) as alertmanager:
+        cycle(api, T0 + timedelta(minutes=10))
+    exceeded = [
+        (a["startsAt"], a["endsAt"])
+        for a in posted_alerts(alertmanager)
+        if a["labels"]["alertname"] == "CostBudgetExceeded"
+    ]
+    assert exceeded == [
+        ("2026-12-04T12:00:00Z", "2026-12-04T12:02:00Z"),  # the first episode, resolved when it was
+        ("2026-12-04T12:04:00Z", "2026-12-04T16:10:00Z"),  # the second, firing: 4 x 3600 s ahead of now
+    ]
