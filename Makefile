@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export COSTGUARD_PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest install clean bench-ingest bench-evaluate bench-console
+.PHONY: run test lint typecheck pytest install clean bench-ingest bench-evaluate bench-console bench-scrape
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench-evaluate: install
 
 bench-console: install
 	$(BIN)/python bench/console.py
+
+bench-scrape: install
+	$(BIN)/python bench/scrape.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache costguard.db costguard.db-*

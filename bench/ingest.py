@@ -76,8 +76,21 @@ def encode_copy_payload(conn: psycopg.Connection, source: Path, target: Path) ->
             with source.open() as lines:
                 for line in lines:
                     r = parse_usage(json.loads(line, parse_float=Decimal), currency="USD")
-                    copy.write_row((r.tenant, r.event_id, r.timestamp, r.pipeline, r.model, r.cost, r.currency,
-                                    r.kind, r.attributes, r.content_hash, now))
+                    copy.write_row(
+                        (
+                            r.tenant,
+                            r.event_id,
+                            r.timestamp,
+                            r.pipeline,
+                            r.model,
+                            r.cost,
+                            r.currency,
+                            r.kind,
+                            r.attributes,
+                            r.content_hash,
+                            now,
+                        )
+                    )
         with target.open("wb") as out, cur.copy(f"COPY raw_scratch ({columns}) TO STDOUT (FORMAT BINARY)") as copy:
             for block in copy:
                 out.write(block)
@@ -103,8 +116,9 @@ def file_ingest(sa_url: str, path: Path) -> tuple[float, int, str]:
     """Timed: ``costguard ingest FILE`` as its own process; returns seconds, peak RSS (KiB) and its summary."""
     env = {**os.environ, "COSTGUARD_DATABASE_URL": sa_url}
     started = time.perf_counter()
-    proc = subprocess.Popen([str(BIN / "costguard"), "ingest", str(path)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(BIN / "costguard"), "ingest", str(path)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout is not None and proc.stderr is not None
     out = proc.stdout.read().decode()
     err = proc.stderr.read().decode()
@@ -138,12 +152,22 @@ def http_ingest(sa_url: str, path: Path, *, batch: int, clients: int, log: Path)
     """Timed: POST every batch once, from ``clients`` threads, to a real ``costguard serve`` process."""
     port = free_port()
     env = {**os.environ, "COSTGUARD_DATABASE_URL": sa_url, "COSTGUARD_PORT": str(port), "COSTGUARD_HOST": "127.0.0.1"}
-    created = subprocess.run([str(BIN / "costguard"), "tokens", "create", "--role", "ingest", "--name", "bench"],
-                             env=env, check=True, capture_output=True, text=True)
+    created = subprocess.run(
+        [str(BIN / "costguard"), "tokens", "create", "--role", "ingest", "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     secret = created.stdout.strip().splitlines()[-1]
     with log.open("wb") as log_file:
-        server = subprocess.Popen([str(BIN / "costguard"), "serve", "--no-scheduler"], env=env, stdout=log_file,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [str(BIN / "costguard"), "serve", "--no-scheduler"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 60
@@ -230,8 +254,11 @@ def main() -> None:
             http_s = http_ingest(sa_url, data, batch=args.batch, clients=args.clients, log=work / "serve.log")
             assert count(url) == n, "HTTP ingest did not store every record"
 
-            rates = {"raw COPY (binary, indexed)": n / copy_s, "costguard ingest FILE": n / file_s,
-                     f"POST /v1/usage ({args.batch}/batch, {args.clients} clients)": n / http_s}
+            rates = {
+                "raw COPY (binary, indexed)": n / copy_s,
+                "costguard ingest FILE": n / file_s,
+                f"POST /v1/usage ({args.batch}/batch, {args.clients} clients)": n / http_s,
+            }
             seconds = [copy_s, file_s, http_s]
             print(f"\n{'method':<44}{'seconds':>10}{'records/s':>14}{'vs COPY':>10}")
             for (label, rate), secs in zip(rates.items(), seconds, strict=True):

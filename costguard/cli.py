@@ -473,6 +473,20 @@ def review(
 
 
 @app.command()
+def rules(
+    budget_alerts: bool = typer.Option(
+        False,
+        "--budget-alerts",
+        help="print instead the budget alerts as Prometheus rules (an alternative to costguard's own delivery)",
+    ),
+) -> None:
+    """Print the Prometheus rule file: cost-rate recording rules, self-monitoring and anomaly alerts."""
+    from costguard.alerts.rules import render
+
+    print(render(_settings(), budget_alerts=budget_alerts), end="")
+
+
+@app.command()
 def demo(
     at: str | None = typer.Option(None, "--at", help="end of the generated month-to-date (default: now)"),
     seed: int = typer.Option(7, "--seed"),

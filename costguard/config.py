@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     alert_resend_interval_seconds: float = Field(default=60, gt=0)
     alert_dead_letter_after_seconds: float = Field(default=86400, gt=0)
     notification_timeout_seconds: float = Field(default=10, gt=0)
+    # Retry of a refused notification: exponential from the first step up to the cap, with jitter.
+    alert_retry_initial_seconds: float = Field(default=5, gt=0)
+    alert_retry_max_seconds: float = Field(default=600, gt=0)
+    # Prometheus rules (`costguard rules`): how old the newest usage may be before the feed counts as stale.
+    usage_feed_stale_after_seconds: float = Field(default=3600, gt=0)
     # Ingestion limits: a batch over either is refused with 413.
     max_batch_records: int = Field(default=10_000, ge=1)
     max_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

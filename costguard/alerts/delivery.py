@@ -24,8 +24,6 @@ from costguard.config import Settings
 
 log = logging.getLogger(__name__)
 BATCH = 200
-BACKOFF_BASE_SECONDS = 5.0
-BACKOFF_MAX_SECONDS = 600.0
 
 
 @dataclass(slots=True)
@@ -37,10 +35,21 @@ class DeliveryReport:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def backoff(attempts: int, rng: random.Random) -> timedelta:
-    """Exponential backoff with full jitter between half and all of the step."""
-    step = min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
+def backoff(attempts: int, rng: random.Random, *, initial: float = 5.0, cap: float = 600.0) -> timedelta:
+    """Exponential backoff with jitter between half and all of the step, so receivers are not hit in lockstep."""
+    step = min(initial * 2 ** min(max(attempts - 1, 0), 32), cap)
     return timedelta(seconds=step * (0.5 + rng.random() / 2))
+
+
+def retry_cap(receiver: str, settings: Settings) -> float:
+    """Longest retry delay for a receiver.
+
+    An Alertmanager is retried at least every resend interval: while its queue is not empty the
+    firing alerts are not refreshed, and a longer wait would let them expire there once it is back.
+    """
+    if receiver.startswith("alertmanager:"):
+        return min(settings.alert_retry_max_seconds, settings.alert_resend_interval_seconds)
+    return settings.alert_retry_max_seconds
 
 
 def firing_ends_at(now: datetime, settings: Settings) -> datetime:
@@ -49,7 +58,23 @@ def firing_ends_at(now: datetime, settings: Settings) -> datetime:
     return now + timedelta(seconds=4 * interval)
 
 
-def _alertmanager_body(alert: AlertRow, event: str, *, now: datetime, settings: Settings) -> dict[str, Any]:
+def _alertmanager_body(
+    alert: AlertRow, event: str, *, now: datetime, settings: Settings, stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The alert as Alertmanager must see it for this transition.
+
+    A firing alert gets a fresh ``endsAt`` ahead of now (never past its period's end). A resolution is
+    sent as it happened (its stored payload), so a resolve that the alert has since re-fired from still
+    reaches Alertmanager with the resolve time as ``endsAt``, ahead of the new firing episode.
+    """
+    if event != FIRING and stored is not None and stored.get("endsAt"):
+        return alertmanager_alert(
+            labels=stored["labels"],
+            annotations=stored["annotations"],
+            generator_url=stored.get("generatorURL", alert.generator_url),
+            starts_at=datetime.fromisoformat(stored["startsAt"]),
+            ends_at=datetime.fromisoformat(stored["endsAt"]),
+        )
     if event == FIRING and alert.status == FIRING:
         ends_at = min(firing_ends_at(now, settings), alert.period_end) if alert.period_end > now else alert.period_end
     else:
@@ -61,6 +86,15 @@ def _alertmanager_body(alert: AlertRow, event: str, *, now: datetime, settings: 
         starts_at=alert.starts_at,
         ends_at=ends_at,
     )
+
+
+def _superseded(alert: AlertRow, row: AlertNotification) -> bool:
+    """A firing notification of an earlier episode: the alert has resolved and fired again since.
+
+    Its resolution follows in the queue; sending the alert's current (newer) episode in its place
+    would put the two episodes out of order in Alertmanager.
+    """
+    return row.event == FIRING and alert.starts_at > row.created_at
 
 
 def _send(
@@ -79,9 +113,9 @@ def _send(
             client,
             url,
             [
-                _alertmanager_body(a, r.event, now=now, settings=settings)
+                _alertmanager_body(a, r.event, now=now, settings=settings, stored=r.payload)
                 for a, r in zip(alerts, rows, strict=True)
-                if a
+                if a and not _superseded(a, r)
             ],
         )
     else:
@@ -139,15 +173,17 @@ def _failed(
     report: DeliveryReport,
 ) -> None:
     dead_after = timedelta(seconds=settings.alert_dead_letter_after_seconds)
+    cap = retry_cap(receiver, settings)
     pending = [row for row in rows if row.status == repository.PENDING]
     for row in pending:
         row.attempts += 1
         row.last_error = str(exc)[:500]
-        if now - row.created_at >= dead_after:
+        if exc.permanent or now - row.created_at >= dead_after:
             row.status = repository.DEAD
             report.dead += 1
         else:
-            row.next_attempt_at = now + backoff(row.attempts, rng)
+            delay = backoff(row.attempts, rng, initial=settings.alert_retry_initial_seconds, cap=cap)
+            row.next_attempt_at = now + delay
     delivered_before_failure = len(rows) - len(pending)
     state.notifications_total = (state.notifications_total or 0) + delivered_before_failure
     state.failures_total = (state.failures_total or 0) + 1

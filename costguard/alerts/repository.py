@@ -110,8 +110,9 @@ def mark_delivered(session: Session, rows: Sequence[AlertNotification], *, now: 
 def receiver_state(session: Session, receiver: str) -> ReceiverState:
     state = session.get(ReceiverState, receiver)
     if state is None:
-        state = ReceiverState(receiver=receiver, consecutive_failures=0)
+        state = ReceiverState(receiver=receiver, consecutive_failures=0, notifications_total=0, failures_total=0)
         session.add(state)
+        session.flush()  # session.get() does not see pending rows: the next lookup must find this one
     return state
 
 

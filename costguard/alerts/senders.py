@@ -13,7 +13,11 @@ SIGNATURE_HEADER = "X-Costguard-Signature"
 
 
 class DeliveryError(Exception):
-    """A receiver did not accept a notification; it stays queued and is retried."""
+    """A receiver did not accept a notification; it stays queued and is retried unless ``permanent``."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -25,20 +29,32 @@ def verify(body: bytes, secret: str, header: str) -> bool:
     return hmac.compare_digest(sign(body, secret), header)
 
 
-def _post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> None:
+def _post(
+    client: httpx.Client, url: str, body: bytes, headers: dict[str, str], *, permanent_statuses: frozenset[int]
+) -> None:
     try:
         response = client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
     if response.status_code >= 300:
-        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}")
+        raise DeliveryError(
+            f"HTTP {response.status_code}: {response.text[:200]}",
+            permanent=response.status_code in permanent_statuses,
+        )
+
+
+# Alertmanager answers 400 when some alerts of a batch are invalid; it has stored the valid ones, and
+# the invalid ones will never be accepted. Retrying would only hold back the queue (and the re-sends).
+ALERTMANAGER_PERMANENT = frozenset({400, 422})
 
 
 def post_to_alertmanager(client: httpx.Client, base_url: str, alerts: list[dict[str, Any]]) -> None:
-    _post(client, base_url.rstrip("/") + "/api/v2/alerts", json.dumps(alerts).encode(), {})
+    url = base_url.rstrip("/") + "/api/v2/alerts"
+    _post(client, url, json.dumps(alerts).encode(), {}, permanent_statuses=ALERTMANAGER_PERMANENT)
 
 
 def post_webhook(client: httpx.Client, url: str, message: dict[str, Any], *, secret: str) -> None:
     body = json.dumps(message, separators=(",", ":")).encode()
     headers = {SIGNATURE_HEADER: sign(body, secret)} if secret else {}
-    _post(client, url, body, headers)
+    # A webhook's 4xx is usually configuration (a secret, a route) that gets fixed: keep retrying.
+    _post(client, url, body, headers, permanent_statuses=frozenset())

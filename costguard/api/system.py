@@ -8,13 +8,14 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from costguard.api.deps import AppContext, context
 from costguard.db import transaction, utcnow
 from costguard.errors import NotFound
 from costguard.evaluation.repository import evaluation_state
+from costguard.metrics import exposition
 from costguard.schema import PROJECT_ROOT
 
 router = APIRouter(tags=["system"])
@@ -24,7 +25,7 @@ ALERTNAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 def metrics(ctx: AppContext = Depends(context)) -> Response:
-    return Response(generate_latest(ctx.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(ctx.factory, ctx.settings, ctx.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

@@ -156,16 +156,15 @@ def ingest_file(
     """Store one file in one transaction; raise ``FileRefused`` (nothing stored) naming file and line."""
     rejects = _Rejects(rejects_path or default_rejects_path(path)) if skip_invalid else None
     tally = _Tally()
-    records = _valid_records(
-        path, fmt, currency=currency, focus=focus, tally=tally, rejects=rejects, progress=progress
-    )
+    records = _valid_records(path, fmt, currency=currency, focus=focus, tally=tally, rejects=rejects, progress=progress)
     try:
         with transaction(factory) as session:
             outcome = ingest_batch(session, records, now=now)
             if tally.errors:
                 more = tally.rejected - 1
                 raise FileRefused(
-                    f"{tally.errors[0]}" + (f" (and {more} more invalid rows)" if more else "")
+                    f"{tally.errors[0]}"
+                    + (f" (and {more} more invalid rows)" if more else "")
                     + f"; nothing from {path} was stored (pass --skip-invalid to store the valid rows)",
                     details=tally.errors,
                     rejected=tally.rejected,

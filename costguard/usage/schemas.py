@@ -48,6 +48,7 @@ def _encode_attributes(value: dict[str, Any]) -> str:
         return _STRICT.encode(value)
     return "".join(_strict_c(value, 0))
 
+
 # A plain decimal string within the contract's bounds (no exponent, no leading zeros): the common
 # case, checked and canonicalised without building Decimal tuples; anything else takes parse_money.
 _PLAIN_MONEY = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,12})?")
@@ -243,10 +244,10 @@ def _content_hash(
     """
     known = _KNOWN_SCOPES
     document = (
-        f"[{known.get(tenant) or _encode_string(tenant)},{_encode_string(event_id)},\"{timestamp.isoformat()}\","
+        f'[{known.get(tenant) or _encode_string(tenant)},{_encode_string(event_id)},"{timestamp.isoformat()}",'
         f"{'null' if pipeline is None else known.get(pipeline) or _encode_string(pipeline)},"
         f"{'null' if model is None else known.get(model) or _encode_string(model)},"
-        f"\"{cost_text}\",\"{currency}\",\"{kind}\",{attributes_json or 'null'}]"
+        f'"{cost_text}","{currency}","{kind}",{attributes_json or "null"}]'
     )
     return hashlib.sha256(document.encode()).hexdigest()
 

@@ -19,7 +19,7 @@ from costguard.usage.schemas import UsageIn
 
 Key = tuple[str, str]
 STAGING = "usage_staging"
-COLUMNS = "tenant, event_id, \"timestamp\", pipeline, model, cost, currency, kind, attributes, content_hash"
+COLUMNS = 'tenant, event_id, "timestamp", pipeline, model, cost, currency, kind, attributes, content_hash'
 TYPES = ["text", "text", "timestamptz", "text", "text", "numeric", "text", "text", "text", "text"]
 MAX_CONFLICTS_REPORTED = 100
 

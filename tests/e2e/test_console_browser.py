@@ -25,8 +25,16 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LAPTOP = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
 
@@ -52,19 +60,30 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     folder = tmp_path_factory.mktemp("console")
     url = f"sqlite:///{folder / 'console.db'}"
     port = free_port()
-    env = {"COSTGUARD_DATABASE_URL": url, "COSTGUARD_PORT": str(port), "COSTGUARD_EVALUATION_INTERVAL_SECONDS": "2",
-           "COSTGUARD_EXTERNAL_URL": f"http://127.0.0.1:{port}"}
+    env = {
+        "COSTGUARD_DATABASE_URL": url,
+        "COSTGUARD_PORT": str(port),
+        "COSTGUARD_EVALUATION_INTERVAL_SECONDS": "2",
+        "COSTGUARD_EXTERNAL_URL": f"http://127.0.0.1:{port}",
+    }
     upgrade_to_head(url)
-    subprocess.run([str(VENV_BIN / "costguard"), "budgets", "apply", str(ROOT / "budgets")], cwd=folder,
-                   env={**os.environ, **env}, check=True, capture_output=True)
+    subprocess.run(
+        [str(VENV_BIN / "costguard"), "budgets", "apply", str(ROOT / "budgets")],
+        cwd=folder,
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
     settings = Settings(database_url=url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
     load_demo(factory, settings)
     run_evaluation_cycle(factory, settings)
     with transaction(factory) as session:
-        tokens = {role: create_token(session, role=role, name=f"e2e-{role}", tenant=None, now=utcnow()).secret
-                  for role in ("admin", "finance", "viewer")}
+        tokens = {
+            role: create_token(session, role=role, name=f"e2e-{role}", tenant=None, now=utcnow()).secret
+            for role in ("admin", "finance", "viewer")
+        }
     engine.dispose()
     base = f"http://127.0.0.1:{port}"
     with process([str(VENV_BIN / "costguard"), "serve"], env=env, cwd=folder, log=folder / "serve.log"):
@@ -186,16 +205,22 @@ def test_viewer_sees_no_edit_controls_and_a_forged_post_is_refused(console, page
 def test_stale_edit_shows_the_conflict_page_and_saves_after_asking_again(console, page):
     from playwright.sync_api import expect
 
-    created = httpx.post(f"{console.base}/v1/budgets", headers=api_headers(console),
-                         json={"id": "globex-race", "tenant": "globex", "amount": "100"})
+    created = httpx.post(
+        f"{console.base}/v1/budgets",
+        headers=api_headers(console),
+        json={"id": "globex-race", "tenant": "globex", "amount": "100"},
+    )
     assert created.status_code == 201
     sign_in(page, console, "finance")
     page.goto(f"{console.base}/budgets/globex-race/edit")
     page.get_by_label("Amount", exact=True).fill("120")
     # Someone else saves first, through the API.
     etag = created.headers["etag"]
-    raced = httpx.put(f"{console.base}/v1/budgets/globex-race", headers=api_headers(console, **{"If-Match": etag}),
-                      json={"tenant": "globex", "amount": "300"})
+    raced = httpx.put(
+        f"{console.base}/v1/budgets/globex-race",
+        headers=api_headers(console, **{"If-Match": etag}),
+        json={"tenant": "globex", "amount": "300"},
+    )
     assert raced.status_code == 200
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Someone changed globex-race")

@@ -32,7 +32,8 @@ class Receiver:
 
 
 @contextmanager
-def http_receiver() -> Iterator[Receiver]:
+def http_receiver(port: int = 0) -> Iterator[Receiver]:
+    """Listen on ``port`` (0: any free one); a fixed port lets a test bring a "down" receiver back up."""
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -49,7 +50,7 @@ def http_receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -19,16 +19,28 @@ def sign_in(api: Api, secret: str) -> str:
     api.client.cookies.clear()
     page = api.client.get("/login")
     login_csrf = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
-    response = api.client.post("/login", data={"token": secret, "csrf": login_csrf, "next": "/"},
-                               follow_redirects=False)
+    response = api.client.post(
+        "/login", data={"token": secret, "csrf": login_csrf, "next": "/"}, follow_redirects=False
+    )
     assert response.status_code == 303, response.text
     return CSRF.search(api.client.get("/").text).group(1)  # type: ignore[union-attr]
 
 
 def budget_form(**fields: str) -> dict[str, str]:
-    base = {"id": "acme-ui", "tenant": "acme", "pipeline": "*", "model": "*", "period": "monthly", "timezone": "",
-            "amount": "250.00", "currency": "USD", "thresholds": "0.5, 0.8", "labels": "team=finance",
-            "runbook_url": "", "description": "made in the console"}
+    base = {
+        "id": "acme-ui",
+        "tenant": "acme",
+        "pipeline": "*",
+        "model": "*",
+        "period": "monthly",
+        "timezone": "",
+        "amount": "250.00",
+        "currency": "USD",
+        "thresholds": "0.5, 0.8",
+        "labels": "team=finance",
+        "runbook_url": "",
+        "description": "made in the console",
+    }
     return {**base, **fields}
 
 
@@ -48,9 +60,11 @@ def test_sign_in_sets_a_strict_httponly_session_that_does_not_hold_the_token(db)
     cookie_header = ""
     api.client.cookies.clear()
     page = api.client.get("/login")
-    response = api.client.post("/login", data={"token": api.tokens["finance"],
-                                               "csrf": CSRF.search(page.text).group(1)},  # type: ignore[union-attr]
-                               follow_redirects=False)
+    response = api.client.post(
+        "/login",
+        data={"token": api.tokens["finance"], "csrf": CSRF.search(page.text).group(1)},  # type: ignore[union-attr]
+        follow_redirects=False,
+    )
     cookie_header = response.headers["set-cookie"]
     assert f"{SESSION_COOKIE}=" in cookie_header
     assert "HttpOnly" in cookie_header
@@ -123,8 +137,11 @@ def test_edit_changes_the_budget_and_the_history_shows_before_and_after(db):
     csrf = sign_in(api, api.tokens["finance"])
     form_page = api.client.get("/budgets/acme-ui/edit").text
     version = re.search(r'name="version" value="(\d+)"', form_page).group(1)  # type: ignore[union-attr]
-    response = api.client.post("/budgets/acme-ui/edit", data={**budget_form(amount="175.50"), "version": version,
-                                                               "csrf": csrf}, follow_redirects=False)
+    response = api.client.post(
+        "/budgets/acme-ui/edit",
+        data={**budget_form(amount="175.50"), "version": version, "csrf": csrf},
+        follow_redirects=False,
+    )
     assert response.status_code == 303
     page = api.client.get("/budgets/acme-ui").text
     assert "<del>100</del> → <ins>175.5</ins>" in page
@@ -136,10 +153,14 @@ def test_stale_edit_shows_both_versions_and_saves_nothing(db):
     add_budget(db, {"id": "acme-ui", "tenant": "acme", "amount": "100"})
     csrf = sign_in(api, api.tokens["finance"])
     etag = api.client.get("/v1/budgets/acme-ui", headers=api.headers("admin")).headers["etag"]
-    api.client.put("/v1/budgets/acme-ui", json={"tenant": "acme", "amount": "300"},
-                   headers=api.headers("admin", **{"If-Match": etag}))
-    response = api.client.post("/budgets/acme-ui/edit", data={**budget_form(amount="120"), "version": "1",
-                                                               "csrf": csrf})
+    api.client.put(
+        "/v1/budgets/acme-ui",
+        json={"tenant": "acme", "amount": "300"},
+        headers=api.headers("admin", **{"If-Match": etag}),
+    )
+    response = api.client.post(
+        "/budgets/acme-ui/edit", data={**budget_form(amount="120"), "version": "1", "csrf": csrf}
+    )
     assert response.status_code == 412
     assert re.search(r"<th scope=\"row\">amount</th><td>300</td><td>120</td>", response.text)
     assert 'name="version" value="2"' in response.text  # asks again against the current version
@@ -156,8 +177,7 @@ def test_viewer_sees_no_edit_controls_and_a_forged_post_is_refused(db):
         assert "/edit" not in page
         assert "/delete" not in page
     assert api.client.get("/new-budget").status_code == 403
-    forged = api.client.post("/budgets/acme-ui/edit", data={**budget_form(amount="1"), "version": "1",
-                                                             "csrf": csrf})
+    forged = api.client.post("/budgets/acme-ui/edit", data={**budget_form(amount="1"), "version": "1", "csrf": csrf})
     assert forged.status_code == 403
     assert api.client.post("/new-budget", data={**budget_form(id="x"), "csrf": csrf}).status_code == 403
     assert api.client.post("/budgets/acme-ui/delete", data={"version": "1", "csrf": csrf}).status_code == 403
@@ -195,8 +215,9 @@ def test_file_managed_budget_is_read_only_in_the_console(db):
     assert "budgets/acme.yaml" in page
     assert "/budgets/acme-file/edit" not in page
     assert api.client.get("/budgets/acme-file/edit").status_code == 409
-    refused = api.client.post("/budgets/acme-file/edit", data={**budget_form(id="acme-file"), "version": "1",
-                                                                "csrf": csrf})
+    refused = api.client.post(
+        "/budgets/acme-file/edit", data={**budget_form(id="acme-file"), "version": "1", "csrf": csrf}
+    )
     assert refused.status_code == 409
     assert "managed by the file budgets/acme.yaml" in refused.text
 
@@ -242,9 +263,11 @@ def test_budget_page_draws_spend_with_breakdown_and_alerts(db):
     add_budget(db, {"id": "acme-b", "tenant": "acme", "amount": "20", "thresholds": [0.5], "forecast": True})
     now = datetime.now(UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    records = [usage("a1", "6", timestamp=start.isoformat(), pipeline="chat", model="gpt-4o"),
-               usage("a2", "5", timestamp=start.isoformat(), pipeline="search", model="small"),
-               usage("a3", "1.25", timestamp=start.isoformat(), pipeline="chat", model="gpt-4o")]
+    records = [
+        usage("a1", "6", timestamp=start.isoformat(), pipeline="chat", model="gpt-4o"),
+        usage("a2", "5", timestamp=start.isoformat(), pipeline="search", model="small"),
+        usage("a3", "1.25", timestamp=start.isoformat(), pipeline="chat", model="gpt-4o"),
+    ]
     assert api.post_usage(records).status_code == 200
     run_evaluation_cycle(db.factory, api.settings)
     sign_in(api, api.tokens["viewer"])
@@ -275,8 +298,11 @@ def test_delete_needs_the_version_read_and_records_the_deletion(db):
     page = api.client.get("/budgets/acme-ui").text
     assert 'action="/budgets/acme-ui/delete"' in page
     etag = api.client.get("/v1/budgets/acme-ui", headers=api.headers("admin")).headers["etag"]
-    api.client.put("/v1/budgets/acme-ui", json={"tenant": "acme", "amount": "101"},
-                   headers=api.headers("admin", **{"If-Match": etag}))
+    api.client.put(
+        "/v1/budgets/acme-ui",
+        json={"tenant": "acme", "amount": "101"},
+        headers=api.headers("admin", **{"If-Match": etag}),
+    )
     stale = api.client.post("/budgets/acme-ui/delete", data={"version": "1", "csrf": csrf})
     assert stale.status_code == 412
     assert api.client.get("/v1/budgets/acme-ui", headers=api.headers("viewer")).status_code == 200

@@ -77,7 +77,11 @@ def stored(db: Database) -> list[tuple[str, str | None, Decimal, str, str, str]]
     with transaction(db.factory) as session:
         rows = session.execute(
             select(
-                UsageRecord.tenant, UsageRecord.model, UsageRecord.cost, UsageRecord.kind, UsageRecord.currency,
+                UsageRecord.tenant,
+                UsageRecord.model,
+                UsageRecord.cost,
+                UsageRecord.kind,
+                UsageRecord.currency,
                 UsageRecord.timestamp,
             )
         ).all()

@@ -79,14 +79,26 @@ def test_each_invalid_record_class_is_refused_naming_the_field_and_nothing_is_st
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        pytest.param(b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": NaN}]',
-                     "finite", id="json-nan-literal"),
-        pytest.param(b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": Infinity}]',
-                     "finite", id="json-infinity-literal"),
-        pytest.param(b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 1e400}]',
-                     "18 integer digits", id="json-exponent-beyond-range"),
-        pytest.param(b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 1e-13}]',
-                     "12 decimal places", id="json-exponent-too-small"),
+        pytest.param(
+            b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": NaN}]',
+            "finite",
+            id="json-nan-literal",
+        ),
+        pytest.param(
+            b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": Infinity}]',
+            "finite",
+            id="json-infinity-literal",
+        ),
+        pytest.param(
+            b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 1e400}]',
+            "18 integer digits",
+            id="json-exponent-beyond-range",
+        ),
+        pytest.param(
+            b'[{"event_id": "n", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 1e-13}]',
+            "12 decimal places",
+            id="json-exponent-too-small",
+        ),
     ],
 )
 def test_json_numbers_that_are_not_exact_finite_costs_are_refused(api, db, text, reason):
@@ -99,8 +111,10 @@ def test_json_numbers_that_are_not_exact_finite_costs_are_refused(api, db, text,
 
 
 def test_json_number_costs_are_read_exactly_never_through_a_float(api, db):
-    body = b'[{"event_id": "tiny", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 0.00000125},' \
-           b' {"event_id": "big", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 123456789012345678.1}]'
+    body = (
+        b'[{"event_id": "tiny", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 0.00000125},'
+        b' {"event_id": "big", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": 123456789012345678.1}]'
+    )
     response = post_raw(api, body)
     assert response.status_code == 200, response.text
     with transaction(db.factory) as session:
@@ -234,8 +248,10 @@ def test_a_tenant_bound_token_cannot_post_another_tenants_usage(api, db):
 
 
 def test_fractional_numbers_in_attributes_are_stored(api, db):
-    body = b'[{"event_id": "attr-1", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": "1",' \
-           b' "attributes": {"latency_s": 0.25, "tokens": 812}}]'
+    body = (
+        b'[{"event_id": "attr-1", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": "1",'
+        b' "attributes": {"latency_s": 0.25, "tokens": 812}}]'
+    )
     response = post_raw(api, body)
     assert response.status_code == 200, response.text
     with transaction(db.factory) as session:

@@ -118,8 +118,12 @@ def test_the_copy_path_writes_rollup_deltas_in_the_workers_buckets(pg):
         ingest_batch(session, batch, now=utcnow())
         rows = session.execute(
             select(
-                UsageRollupPending.tenant, UsageRollupPending.pipeline, UsageRollupPending.model,
-                UsageRollupPending.bucket_start, UsageRollupPending.kind, UsageRollupPending.cost,
+                UsageRollupPending.tenant,
+                UsageRollupPending.pipeline,
+                UsageRollupPending.model,
+                UsageRollupPending.bucket_start,
+                UsageRollupPending.kind,
+                UsageRollupPending.cost,
                 UsageRollupPending.records,
             )
         ).all()
@@ -147,8 +151,9 @@ def test_a_file_whose_connection_is_killed_mid_copy_is_refused_whole_and_can_be_
     def kill_at_first_progress(count: int) -> None:
         if count == 10_000:
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-                              (name,))
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
+                )
 
     try:
         with pytest.raises(FileRefused) as caught:

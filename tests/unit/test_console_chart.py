@@ -16,9 +16,14 @@ END = datetime(2027, 1, 1, tzinfo=UTC)
 
 def chart(**overrides: object) -> str:
     values: dict[str, object] = {
-        "start": START, "end": END, "now": START + timedelta(days=10),
+        "start": START,
+        "end": END,
+        "now": START + timedelta(days=10),
         "buckets": [(START + timedelta(days=1), Decimal("30")), (START + timedelta(days=2), Decimal("20"))],
-        "amount": Decimal("100"), "thresholds": (0.5, 0.8), "forecast_spend": Decimal("155"), "currency": "USD",
+        "amount": Decimal("100"),
+        "thresholds": (0.5, 0.8),
+        "forecast_spend": Decimal("155"),
+        "currency": "USD",
     }
     return str(spend_chart(ChartInput(**{**values, **overrides})))  # type: ignore[arg-type]
 
@@ -64,8 +69,17 @@ def test_utilization_bar_is_clamped_and_marks_the_forecast():
 
 
 def test_form_becomes_the_apis_document():
-    document, problems = form_document({"id": "a", "tenant": "acme", "amount": "5", "thresholds": "0.5, 0.8",
-                                        "labels": "team = data\n\nowner=me", "pipeline": "", "forecast": "on"})
+    document, problems = form_document(
+        {
+            "id": "a",
+            "tenant": "acme",
+            "amount": "5",
+            "thresholds": "0.5, 0.8",
+            "labels": "team = data\n\nowner=me",
+            "pipeline": "",
+            "forecast": "on",
+        }
+    )
     assert problems == []
     assert document["thresholds"] == ["0.5", "0.8"]
     assert document["labels"] == {"team": "data", "owner": "me"}

@@ -19,8 +19,17 @@ def reference_hash(raw: dict) -> str:
     """The hash as first defined: sha256 of the canonical JSON array of the record's fields."""
     r = parse_usage(raw, currency="USD")
     cost = "0" if r.cost == 0 else format(r.cost.normalize(Context(prec=64)), "f")  # exact, even at 30 digits
-    document = [r.tenant, r.event_id, r.timestamp.isoformat(), r.pipeline, r.model, cost, r.currency, r.kind,
-                r.attributes]
+    document = [
+        r.tenant,
+        r.event_id,
+        r.timestamp.isoformat(),
+        r.pipeline,
+        r.model,
+        cost,
+        r.currency,
+        r.kind,
+        r.attributes,
+    ]
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -28,10 +37,22 @@ def reference_hash(raw: dict) -> str:
 @pytest.mark.parametrize(
     "raw",
     [
-        {"event_id": "é\"x", "tenant": "t", "timestamp": "2026-01-01T01:00:00+01:00", "cost": "0.00000125",
-         "attributes": {"b": 1, "a": ["ü", None, {"z": True, "y": "q"}]}},
-        {"event_id": "e", "tenant": "t", "timestamp": "2026-01-01T01:00:00Z", "cost": 5, "pipeline": "p",
-         "model": "m", "kind": "adjustment"},
+        {
+            "event_id": 'é"x',
+            "tenant": "t",
+            "timestamp": "2026-01-01T01:00:00+01:00",
+            "cost": "0.00000125",
+            "attributes": {"b": 1, "a": ["ü", None, {"z": True, "y": "q"}]},
+        },
+        {
+            "event_id": "e",
+            "tenant": "t",
+            "timestamp": "2026-01-01T01:00:00Z",
+            "cost": 5,
+            "pipeline": "p",
+            "model": "m",
+            "kind": "adjustment",
+        },
     ],
 )
 def test_content_hash_matches_the_canonical_document(raw):
@@ -42,16 +63,25 @@ def test_json_numbers_are_decimals_and_nan_is_refused_as_a_cost():
     parsed = loads('{"cost": 0.00000125, "n": NaN}')
     assert parsed["cost"] == Decimal("0.00000125")
     with pytest.raises(RecordError) as caught:
-        parse_usage({"event_id": "e", "tenant": "t", "timestamp": "2026-01-01T00:00:00Z", "cost": parsed["n"]},
-                    currency="USD")
+        parse_usage(
+            {"event_id": "e", "tenant": "t", "timestamp": "2026-01-01T00:00:00Z", "cost": parsed["n"]}, currency="USD"
+        )
     assert caught.value.field == "cost"
     assert "finite" in caught.value.message
 
 
 def test_nan_inside_attributes_is_refused():
     with pytest.raises(RecordError) as caught:
-        parse_usage({"event_id": "e", "tenant": "t", "timestamp": "2026-01-01T00:00:00Z", "cost": "1",
-                     "attributes": loads('{"x": NaN}')}, currency="USD")
+        parse_usage(
+            {
+                "event_id": "e",
+                "tenant": "t",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "cost": "1",
+                "attributes": loads('{"x": NaN}'),
+            },
+            currency="USD",
+        )
     assert caught.value.field == "attributes"
 
 
