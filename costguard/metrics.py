@@ -33,6 +33,10 @@ USAGE_REJECTED = Counter(
     ["reason"],
     registry=None,
 )
+# Every reason exists from the start at 0, so rate() and the rejection alert see the first refusal.
+REJECTION_REASONS = ("invalid", "conflict", "too_large", "forbidden")
+for _reason in REJECTION_REASONS:
+    USAGE_REJECTED.labels(_reason)
 
 
 def _value(number: float) -> str:
