@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from costguard.alerts import repository as alerts_repo
@@ -16,11 +17,12 @@ from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, step
 from costguard.alerts.models import AlertRow
 from costguard.alerts.payloads import AlertContext, alert_annotations, alert_labels, alertmanager_alert
 from costguard.budgets import repository as budgets_repo
-from costguard.budgets.periods import period_containing
+from costguard.budgets.periods import Period, period_containing
 from costguard.budgets.schemas import BudgetSpec
 from costguard.config import Settings
 from costguard.evaluation import logic, rollup
-from costguard.evaluation.models import BudgetStatusRow
+from costguard.evaluation import repository as evaluation_repo
+from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 from costguard.money import money_text
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ class CycleReport:
     scopes_evaluated: int = 0
     fired: int = 0
     resolved: int = 0
+    rebuilt_budgets: int = 0
     failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -41,91 +44,163 @@ def receivers(settings: Settings) -> list[str]:
     return [f"alertmanager:{u}" for u in settings.alertmanager_urls] + [f"webhook:{u}" for u in settings.webhook_urls]
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    spec: BudgetSpec
+    period: Period
+
+    @property
+    def window(self) -> BudgetWindow:
+        s = self.spec
+        return BudgetWindow(s.id, s.tenant, s.pipeline, s.model, self.period.start, self.period.end)
+
+
+@dataclass(slots=True)
+class _Inputs:
+    """Everything a cycle reads, fetched set-based up front: the per-budget loop then issues no reads."""
+
+    spend: dict[ScopeKey, Decimal]
+    recent: dict[ScopeKey, RecentSpend]
+    known: set[ScopeKey]
+    alerts: dict[tuple[str, str], list[AlertRow]]
+
+
 def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleReport:
     """Evaluate everything as of ``now`` in the caller's transaction; one failing budget never stops the rest."""
     report = CycleReport(at=now)
-    report.folded_records = rollup.fold_pending(session)
+    plans = _plan(session, settings=settings, now=now, report=report)
+    windows = [plan.window for plan in plans]
+    synced = rollup.sync(session, windows)
+    report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
+    inputs = _read_inputs(session, windows, now=now)
     seen: set[str] = set()
-    failed_budgets: set[str] = set()
-    live_status: set[tuple[str, str]] = set()
-    for row in budgets_repo.list_rows(session):
-        spec = budgets_repo.row_to_spec(row)
+    live_status: set[ScopeKey] = set()
+    statuses: list[dict[str, Any]] = []
+    for plan in plans:
+        spec = plan.spec
         try:
-            with session.begin_nested():
-                scopes = _evaluate_budget(session, spec, settings=settings, now=now, seen=seen, report=report)
-            live_status.update((spec.id, tenant) for tenant in scopes)
-            report.budgets_evaluated += 1
+            evaluated = _evaluate_budget(plan, inputs, now=now)
+            alerting = [e for e in evaluated if e.holding or inputs.alerts.get((spec.id, e.tenant))]
+            if alerting:
+                with session.begin_nested():
+                    for scope in alerting:
+                        _advance_alerts(
+                            session, plan, scope, inputs, settings=settings, now=now, seen=seen, report=report
+                        )
         except Exception as exc:  # one broken budget must not stop the others
-            failed_budgets.add(spec.id)
             report.failures[spec.id] = f"{type(exc).__name__}: {exc}"
             log.exception("evaluation.budget_failed", extra={"budget": spec.id})
-    _resolve_unseen(session, seen=seen, skip_budgets=failed_budgets, now=now, settings=settings, report=report)
-    _drop_stale_status(session, live=live_status, skip_budgets=failed_budgets)
+            continue
+        statuses.extend(_status_row(spec, e.tenant, e.evaluation, now=now) for e in evaluated)
+        live_status.update((spec.id, e.tenant) for e in evaluated)
+        report.budgets_evaluated += 1
+        report.scopes_evaluated += len(evaluated)
+    evaluation_repo.upsert_statuses(session, statuses)
+    failed = set(report.failures)
+    _resolve_unseen(session, seen=seen, skip_budgets=failed, now=now, settings=settings, report=report)
+    stale = [key for key in inputs.known if key not in live_status and key[0] not in failed]
+    evaluation_repo.delete_statuses(session, stale)
     return report
 
 
-def _evaluate_budget(
-    session: Session, spec: BudgetSpec, *, settings: Settings, now: datetime, seen: set[str], report: CycleReport
-) -> list[str]:
-    zone = ZoneInfo(spec.timezone or settings.timezone)
-    period = period_containing(spec.period, zone, now)
-    windows = rollup.Windows(
-        period_start=period.start,
-        period_end=period.end,
-        short_start=now - logic.SHORT_WINDOW,
-        long_start=now - logic.LONG_WINDOW,
-        now=now,
+def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
+    """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
+    plans: list[_Plan] = []
+    for row in budgets_repo.list_rows(session):
+        try:
+            spec = budgets_repo.row_to_spec(row)
+            zone = ZoneInfo(spec.timezone or settings.timezone)
+            plans.append(_Plan(spec, period_containing(spec.period, zone, now)))
+        except Exception as exc:
+            report.failures[row.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": row.id})
+    return plans
+
+
+def _read_inputs(session: Session, windows: list[BudgetWindow], *, now: datetime) -> _Inputs:
+    alerts: dict[tuple[str, str], list[AlertRow]] = defaultdict(list)
+    for row in evaluation_repo.alerts_of_periods_ending_after(session, now):
+        alerts[(row.budget_id, row.tenant)].append(row)
+    return _Inputs(
+        spend=rollup.budget_spend(session),
+        recent=rollup.recent_spend(
+            session, windows, short_start=now - logic.SHORT_WINDOW, long_start=now - logic.LONG_WINDOW, now=now
+        ),
+        known=evaluation_repo.status_keys(session),
+        alerts=alerts,
     )
-    spends = rollup.scope_spend(session, tenant=spec.tenant, pipeline=spec.pipeline, model=spec.model, windows=windows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    tenant: str
+    evaluation: logic.ScopeEvaluation
+    holding: dict[tuple[str, str], logic.Condition]
+
+
+def _evaluate_budget(plan: _Plan, inputs: _Inputs, *, now: datetime) -> list[_Scope]:
+    """Pure: the budget's scopes (one per tenant for templates) judged from the inputs read up front."""
+    spec = plan.spec
     if spec.is_template:
-        known = session.scalars(select(BudgetStatusRow.tenant).where(BudgetStatusRow.budget_id == spec.id))
-        tenants = sorted(set(spends) | set(known))
+        tenants = sorted(
+            {t for (b, t) in inputs.spend if b == spec.id}
+            | {t for (b, t) in inputs.recent if b == spec.id}
+            | {t for (b, t) in inputs.known if b == spec.id}
+        )
     else:
         tenants = [spec.tenant]
-    existing = {
-        row.fingerprint: row
-        for row in session.scalars(
-            select(AlertRow).where(AlertRow.budget_id == spec.id, AlertRow.period == period.label)
-        )
-    }
-    zero = rollup.ScopeSpend(Decimal(0), Decimal(0), Decimal(0))
+    scopes: list[_Scope] = []
     for tenant in tenants:
-        spent = spends.get(tenant, zero)
+        recent = inputs.recent.get((spec.id, tenant))
         evaluation = logic.evaluate_scope(
-            period=period,
+            period=plan.period,
             at=now,
             amount=spec.amount,
             thresholds=spec.thresholds,
-            spend=spent.spend,
-            short_window_spend=spent.short_window,
-            long_window_spend=spent.long_window,
+            spend=inputs.spend.get((spec.id, tenant), Decimal(0)),
+            short_window_spend=recent.short_window if recent else Decimal(0),
+            long_window_spend=recent.long_window if recent else Decimal(0),
         )
-        _store_status(session, spec, tenant, evaluation, now=now)
-        report.scopes_evaluated += 1
         holding = {
             (c.alertname, c.threshold): c
             for c in logic.conditions(evaluation, thresholds=spec.thresholds, forecast=spec.forecast, at=now)
         }
-        candidates = set(holding) | {
-            (row.alertname, row.threshold) for row in existing.values() if row.tenant == tenant
-        }
-        for alertname, threshold in sorted(candidates):
-            key = AlertKey(spec.id, tenant, spec.pipeline, spec.model, period.label, alertname, threshold)
-            seen.add(key.fingerprint)
-            condition = holding.get((alertname, threshold))
-            ctx = _context(spec, key, evaluation, settings=settings)
-            _advance(
-                session,
-                key,
-                ctx,
-                existing.get(key.fingerprint),
-                condition,
-                evaluation,
-                settings=settings,
-                now=now,
-                report=report,
-            )
-    return tenants
+        scopes.append(_Scope(tenant, evaluation, holding))
+    return scopes
+
+
+def _advance_alerts(
+    session: Session,
+    plan: _Plan,
+    scope: _Scope,
+    inputs: _Inputs,
+    *,
+    settings: Settings,
+    now: datetime,
+    seen: set[str],
+    report: CycleReport,
+) -> None:
+    spec, period = plan.spec, plan.period
+    existing = {
+        row.fingerprint: row for row in inputs.alerts.get((spec.id, scope.tenant), []) if row.period == period.label
+    }
+    candidates = set(scope.holding) | {(row.alertname, row.threshold) for row in existing.values()}
+    for alertname, threshold in sorted(candidates):
+        key = AlertKey(spec.id, scope.tenant, spec.pipeline, spec.model, period.label, alertname, threshold)
+        seen.add(key.fingerprint)
+        ctx = _context(spec, key, scope.evaluation, settings=settings)
+        condition = scope.holding.get((alertname, threshold))
+        _advance(
+            session,
+            key,
+            ctx,
+            existing.get(key.fingerprint),
+            condition,
+            scope.evaluation,
+            settings=settings,
+            now=now,
+            report=report,
+        )
 
 
 def _context(spec: BudgetSpec, key: AlertKey, ev: logic.ScopeEvaluation, *, settings: Settings) -> AlertContext:
@@ -243,8 +318,10 @@ def _resolve_unseen(
         report.resolved += 1
 
 
-def _store_status(session: Session, spec: BudgetSpec, tenant: str, ev: logic.ScopeEvaluation, *, now: datetime) -> None:
-    values = {
+def _status_row(spec: BudgetSpec, tenant: str, ev: logic.ScopeEvaluation, *, now: datetime) -> dict[str, Any]:
+    return {
+        "budget_id": spec.id,
+        "tenant": tenant,
         "pipeline": spec.pipeline,
         "model": spec.model,
         "period": ev.period.label,
@@ -261,22 +338,3 @@ def _store_status(session: Session, spec: BudgetSpec, tenant: str, ev: logic.Sco
         "state": ev.state,
         "evaluated_at": now,
     }
-    row = session.get(BudgetStatusRow, (spec.id, tenant))
-    if row is None:
-        session.add(BudgetStatusRow(budget_id=spec.id, tenant=tenant, **values))
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
-    session.flush()
-
-
-def _drop_stale_status(session: Session, *, live: set[tuple[str, str]], skip_budgets: set[str]) -> None:
-    stale = [
-        (budget_id, tenant)
-        for budget_id, tenant in session.execute(select(BudgetStatusRow.budget_id, BudgetStatusRow.tenant))
-        if (budget_id, tenant) not in live and budget_id not in skip_budgets
-    ]
-    for budget_id, tenant in stale:
-        session.execute(
-            delete(BudgetStatusRow).where(BudgetStatusRow.budget_id == budget_id, BudgetStatusRow.tenant == tenant)
-        )
