@@ -32,12 +32,31 @@ from tests.helpers.app import add_budget
 BASE = datetime(2026, 11, 28, tzinfo=UTC)
 BUDGETS: list[dict[str, Any]] = [
     {"id": "t1-month-utc", "tenant": "t1", "amount": "1000", "period": "monthly", "timezone": "UTC"},
-    {"id": "all-p1-day-ist", "tenant": "*", "pipeline": "p1", "amount": "50", "period": "daily",
-     "timezone": "Asia/Kolkata"},
-    {"id": "all-m2-month-nst", "tenant": "*", "model": "m2", "amount": "500", "period": "monthly",
-     "timezone": "America/St_Johns"},
-    {"id": "t2-p2-m1-day-npt", "tenant": "t2", "pipeline": "p2", "model": "m1", "amount": "20", "period": "daily",
-     "timezone": "Asia/Kathmandu"},
+    {
+        "id": "all-p1-day-ist",
+        "tenant": "*",
+        "pipeline": "p1",
+        "amount": "50",
+        "period": "daily",
+        "timezone": "Asia/Kolkata",
+    },
+    {
+        "id": "all-m2-month-nst",
+        "tenant": "*",
+        "model": "m2",
+        "amount": "500",
+        "period": "monthly",
+        "timezone": "America/St_Johns",
+    },
+    {
+        "id": "t2-p2-m1-day-npt",
+        "tenant": "t2",
+        "pipeline": "p2",
+        "model": "m1",
+        "amount": "20",
+        "period": "daily",
+        "timezone": "Asia/Kathmandu",
+    },
     {"id": "all-week-berlin", "tenant": "*", "amount": "300", "period": "weekly", "timezone": "Europe/Berlin"},
 ]
 # Local midnights as seconds after UTC midnight: UTC, IST (+05:30), NPT (+05:45), NST (-03:30), CET.
@@ -154,10 +173,13 @@ def test_two_ingests_committing_out_of_order_are_both_counted(pg):
     at = datetime(2026, 12, 4, 12, tzinfo=UTC)
     first, second = pg.factory(), pg.factory()
     try:
-        one = parse_usage({"event_id": "one", "timestamp": "2026-12-04T10:00:00Z", "tenant": "t1", "cost": "1.000000000001"},
-                          currency="USD")
-        two = parse_usage({"event_id": "two", "timestamp": "2026-12-04T10:00:01Z", "tenant": "t1", "cost": "2"},
-                          currency="USD")
+        one = parse_usage(
+            {"event_id": "one", "timestamp": "2026-12-04T10:00:00Z", "tenant": "t1", "cost": "1.000000000001"},
+            currency="USD",
+        )
+        two = parse_usage(
+            {"event_id": "two", "timestamp": "2026-12-04T10:00:01Z", "tenant": "t1", "cost": "2"}, currency="USD"
+        )
         ingest_batch(first, [one], now=at)  # starts first, gets the lower ids
         ingest_batch(second, [two], now=at)
         second.commit()  # ... but commits last
