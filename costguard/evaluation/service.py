@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -63,6 +64,12 @@ class _Inputs:
     recent: dict[ScopeKey, RecentSpend]
     known: set[ScopeKey]
     alerts: dict[tuple[str, str], list[AlertRow]]
+    tenants: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Index the tenants each budget has seen: a template's scopes are every one of them."""
+        for budget_id, tenant in itertools.chain(self.spend, self.recent, self.known):
+            self.tenants.setdefault(budget_id, set()).add(tenant)
 
 
 def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleReport:
@@ -141,14 +148,7 @@ class _Scope:
 def _evaluate_budget(plan: _Plan, inputs: _Inputs, *, now: datetime) -> list[_Scope]:
     """Pure: the budget's scopes (one per tenant for templates) judged from the inputs read up front."""
     spec = plan.spec
-    if spec.is_template:
-        tenants = sorted(
-            {t for (b, t) in inputs.spend if b == spec.id}
-            | {t for (b, t) in inputs.recent if b == spec.id}
-            | {t for (b, t) in inputs.known if b == spec.id}
-        )
-    else:
-        tenants = [spec.tenant]
+    tenants = sorted(inputs.tenants.get(spec.id, ())) if spec.is_template else [spec.tenant]
     scopes: list[_Scope] = []
     for tenant in tenants:
         recent = inputs.recent.get((spec.id, tenant))
