@@ -128,9 +128,7 @@ def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
         session.execute(delete(BudgetSpend).where(BudgetSpend.budget_id.in_(chunk)))
         session.execute(delete(BudgetSpendBasis).where(BudgetSpendBasis.budget_id.in_(chunk)))
     if stale:
-        session.execute(
-            insert(BudgetSpendBasis), [{"budget_id": w.budget_id, "basis": w.basis} for w in stale]
-        )
+        session.execute(insert(BudgetSpendBasis), [{"budget_id": w.budget_id, "basis": w.basis} for w in stale])
     if session.get_bind().dialect.name != "postgresql":
         rollup_python.rebuild(session, stale)
         return SyncReport(rollup_python.fold(session, windows), len(stale))

@@ -14,15 +14,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from costguard.alerts import repository as alerts_repo
-from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, step
+from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, Step, step, unchanged
 from costguard.alerts.models import AlertRow
 from costguard.alerts.payloads import AlertContext, alert_annotations, alert_labels, alertmanager_alert
 from costguard.budgets import repository as budgets_repo
+from costguard.budgets.models import BudgetRow
 from costguard.budgets.periods import Period, period_containing
 from costguard.budgets.schemas import BudgetSpec
 from costguard.config import Settings
 from costguard.evaluation import logic, rollup
 from costguard.evaluation import repository as evaluation_repo
+from costguard.evaluation.repository import AlertState
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 from costguard.money import money_text
 
@@ -63,7 +65,7 @@ class _Inputs:
     spend: dict[ScopeKey, Decimal]
     recent: dict[ScopeKey, RecentSpend]
     known: set[ScopeKey]
-    alerts: dict[tuple[str, str], list[AlertRow]]
+    alerts: dict[tuple[str, str], list[AlertState]]
     tenants: dict[str, set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,13 +89,11 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
         spec = plan.spec
         try:
             evaluated = _evaluate_budget(plan, inputs, now=now)
-            alerting = [e for e in evaluated if e.holding or inputs.alerts.get((spec.id, e.tenant))]
-            if alerting:
+            moves = [m for e in evaluated for m in _alert_moves(plan, e, inputs, seen=seen)]
+            if moves:  # a savepoint only where something is written: most budgets have nothing to move
                 with session.begin_nested():
-                    for scope in alerting:
-                        _advance_alerts(
-                            session, plan, scope, inputs, settings=settings, now=now, seen=seen, report=report
-                        )
+                    for move in moves:
+                        _advance(session, plan, move, settings=settings, now=now, report=report)
         except Exception as exc:  # one broken budget must not stop the others
             report.failures[spec.id] = f"{type(exc).__name__}: {exc}"
             log.exception("evaluation.budget_failed", extra={"budget": spec.id})
@@ -104,7 +104,7 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
         report.scopes_evaluated += len(evaluated)
     evaluation_repo.upsert_statuses(session, statuses)
     failed = set(report.failures)
-    _resolve_unseen(session, seen=seen, skip_budgets=failed, now=now, settings=settings, report=report)
+    _resolve_unseen(session, inputs=inputs, seen=seen, skip_budgets=failed, now=now, settings=settings, report=report)
     stale = [key for key in inputs.known if key not in live_status and key[0] not in failed]
     evaluation_repo.delete_statuses(session, stale)
     return report
@@ -115,7 +115,7 @@ def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleR
     plans: list[_Plan] = []
     for row in budgets_repo.list_rows(session):
         try:
-            spec = budgets_repo.row_to_spec(row)
+            spec = _spec(row)
             zone = ZoneInfo(spec.timezone or settings.timezone)
             plans.append(_Plan(spec, period_containing(spec.period, zone, now)))
         except Exception as exc:
@@ -124,8 +124,40 @@ def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleR
     return plans
 
 
+# Parsed budgets by everything that makes them: validating 5,000 specs each cycle costs more
+# than the evaluation itself. Bounded: cleared when it outgrows the budgets it has seen.
+_SPECS: dict[tuple[Any, ...], BudgetSpec] = {}
+_SPECS_MAX = 100_000
+
+
+def _spec(row: BudgetRow) -> BudgetSpec:
+    identity = (
+        row.id,
+        row.version,
+        row.updated_at,
+        row.tenant,
+        row.pipeline,
+        row.model,
+        row.period,
+        row.timezone,
+        row.amount,
+        row.currency,
+        repr(row.thresholds),
+        row.forecast,
+        repr(row.labels),
+        row.runbook_url,
+        row.description,
+    )
+    spec = _SPECS.get(identity)
+    if spec is None:
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        spec = _SPECS[identity] = budgets_repo.row_to_spec(row)
+    return spec
+
+
 def _read_inputs(session: Session, windows: list[BudgetWindow], *, now: datetime) -> _Inputs:
-    alerts: dict[tuple[str, str], list[AlertRow]] = defaultdict(list)
+    alerts: dict[tuple[str, str], list[AlertState]] = defaultdict(list)
     for row in evaluation_repo.alerts_of_periods_ending_after(session, now):
         alerts[(row.budget_id, row.tenant)].append(row)
     return _Inputs(
@@ -169,38 +201,37 @@ def _evaluate_budget(plan: _Plan, inputs: _Inputs, *, now: datetime) -> list[_Sc
     return scopes
 
 
-def _advance_alerts(
-    session: Session,
-    plan: _Plan,
-    scope: _Scope,
-    inputs: _Inputs,
-    *,
-    settings: Settings,
-    now: datetime,
-    seen: set[str],
-    report: CycleReport,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """One alert that this cycle creates, changes or notifies."""
+
+    key: AlertKey
+    row: AlertState | None
+    condition: logic.Condition | None
+    evaluation: logic.ScopeEvaluation
+    step: Step
+
+
+def _alert_moves(plan: _Plan, scope: _Scope, inputs: _Inputs, *, seen: set[str]) -> list[_Move]:
+    """Pure: the alerts of one scope that must be written this cycle (most cycles: none)."""
     spec, period = plan.spec, plan.period
     existing = {
         row.fingerprint: row for row in inputs.alerts.get((spec.id, scope.tenant), []) if row.period == period.label
     }
     candidates = set(scope.holding) | {(row.alertname, row.threshold) for row in existing.values()}
+    moves: list[_Move] = []
     for alertname, threshold in sorted(candidates):
         key = AlertKey(spec.id, scope.tenant, spec.pipeline, spec.model, period.label, alertname, threshold)
         seen.add(key.fingerprint)
-        ctx = _context(spec, key, scope.evaluation, settings=settings)
+        row = existing.get(key.fingerprint)
         condition = scope.holding.get((alertname, threshold))
-        _advance(
-            session,
-            key,
-            ctx,
-            existing.get(key.fingerprint),
-            condition,
-            scope.evaluation,
-            settings=settings,
-            now=now,
-            report=report,
-        )
+        moved = step(row.status if row else None, row.pending_flips if row else 0, condition is not None)
+        if moved is None:
+            continue
+        if row is not None and unchanged(row.pending_flips, row.value, moved, condition.value if condition else None):
+            continue
+        moves.append(_Move(key, row, condition, scope.evaluation, moved))
+    return moves
 
 
 def _context(spec: BudgetSpec, key: AlertKey, ev: logic.ScopeEvaluation, *, settings: Settings) -> AlertContext:
@@ -221,22 +252,11 @@ def _context(spec: BudgetSpec, key: AlertKey, ev: logic.ScopeEvaluation, *, sett
 
 
 def _advance(
-    session: Session,
-    key: AlertKey,
-    ctx: AlertContext,
-    row: AlertRow | None,
-    condition: logic.Condition | None,
-    evaluation: logic.ScopeEvaluation,
-    *,
-    settings: Settings,
-    now: datetime,
-    report: CycleReport,
+    session: Session, plan: _Plan, move: _Move, *, settings: Settings, now: datetime, report: CycleReport
 ) -> None:
-    moved = step(row.status if row else None, row.pending_flips if row else 0, condition is not None)
-    if moved is None:
-        return
-    if row is not None and moved.event is None and moved.pending_flips == row.pending_flips and condition is None:
-        return  # nothing changed: keep the row as it was
+    key, condition, evaluation, moved = move.key, move.condition, move.evaluation, move.step
+    row = evaluation_repo.load_alert(session, move.row.id) if move.row else None
+    ctx = _context(plan.spec, key, evaluation, settings=settings)
     if row is None:
         row = alerts_repo.add(
             session,
@@ -299,6 +319,7 @@ def _notify(session: Session, row: AlertRow, *, event: str, settings: Settings, 
 def _resolve_unseen(
     session: Session,
     *,
+    inputs: _Inputs,
     seen: set[str],
     skip_budgets: set[str],
     now: datetime,
@@ -306,16 +327,26 @@ def _resolve_unseen(
     report: CycleReport,
 ) -> None:
     """Resolve firing alerts nobody evaluated this cycle: their period ended or their budget is gone."""
-    for row in alerts_repo.firing(session):
-        if row.fingerprint in seen or row.budget_id in skip_budgets:
+    open_periods = [
+        evaluation_repo.load_alert(session, state.id)
+        for states in inputs.alerts.values()
+        for state in states
+        if state.status == FIRING and _unseen(state, seen=seen, skip_budgets=skip_budgets, now=now)
+    ]
+    ended = evaluation_repo.firing_alerts_of_periods_ended_by(session, now)
+    for row in itertools.chain(open_periods, ended):
+        if not _unseen(row, seen=seen, skip_budgets=skip_budgets, now=now):
             continue
-        if row.starts_at > now:
-            continue  # evaluating "as of" an earlier instant cannot judge an alert that started later
         row.status, row.pending_flips, row.updated_at = RESOLVED, 0, now
         row.ends_at = min(row.period_end, now)
         session.flush()
         _notify(session, row, event=RESOLVED, settings=settings, now=now)
         report.resolved += 1
+
+
+def _unseen(alert: AlertState | AlertRow, *, seen: set[str], skip_budgets: set[str], now: datetime) -> bool:
+    # Evaluating "as of" an earlier instant cannot judge an alert that started later.
+    return alert.fingerprint not in seen and alert.budget_id not in skip_budgets and alert.starts_at <= now
 
 
 def _status_row(spec: BudgetSpec, tenant: str, ev: logic.ScopeEvaluation, *, now: datetime) -> dict[str, Any]:
