@@ -83,25 +83,29 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
     report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
     inputs = _read_inputs(session, windows, now=now)
     seen: set[str] = set()
+    evaluated: list[tuple[_Plan, list[_Scope]]] = []
+    moves: list[tuple[_Plan, list[_Move]]] = []
+    for plan in plans:
+        try:
+            scopes = _evaluate_budget(plan, inputs, now=now)
+            budget_moves = [m for scope in scopes for m in _alert_moves(plan, scope, inputs, seen=seen)]
+        except Exception as exc:  # one broken budget must not stop the others
+            report.failures[plan.spec.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": plan.spec.id})
+            continue
+        evaluated.append((plan, scopes))
+        if budget_moves:
+            moves.append((plan, budget_moves))
+    _apply_moves(session, moves, settings=settings, now=now, report=report)
     live_status: set[ScopeKey] = set()
     statuses: list[dict[str, Any]] = []
-    for plan in plans:
-        spec = plan.spec
-        try:
-            evaluated = _evaluate_budget(plan, inputs, now=now)
-            moves = [m for e in evaluated for m in _alert_moves(plan, e, inputs, seen=seen)]
-            if moves:  # a savepoint only where something is written: most budgets have nothing to move
-                with session.begin_nested():
-                    for move in moves:
-                        _advance(session, plan, move, settings=settings, now=now, report=report)
-        except Exception as exc:  # one broken budget must not stop the others
-            report.failures[spec.id] = f"{type(exc).__name__}: {exc}"
-            log.exception("evaluation.budget_failed", extra={"budget": spec.id})
+    for plan, scopes in evaluated:
+        if plan.spec.id in report.failures:
             continue
-        statuses.extend(_status_row(spec, e.tenant, e.evaluation, now=now) for e in evaluated)
-        live_status.update((spec.id, e.tenant) for e in evaluated)
+        statuses.extend(_status_row(plan.spec, e.tenant, e.evaluation, now=now) for e in scopes)
+        live_status.update((plan.spec.id, e.tenant) for e in scopes)
         report.budgets_evaluated += 1
-        report.scopes_evaluated += len(evaluated)
+        report.scopes_evaluated += len(scopes)
     evaluation_repo.upsert_statuses(session, statuses)
     failed = set(report.failures)
     _resolve_unseen(session, inputs=inputs, seen=seen, skip_budgets=failed, now=now, settings=settings, report=report)
@@ -251,54 +255,94 @@ def _context(spec: BudgetSpec, key: AlertKey, ev: logic.ScopeEvaluation, *, sett
     )
 
 
-def _advance(
-    session: Session, plan: _Plan, move: _Move, *, settings: Settings, now: datetime, report: CycleReport
+def _apply_moves(
+    session: Session,
+    moves: list[tuple[_Plan, list[_Move]]],
+    *,
+    settings: Settings,
+    now: datetime,
+    report: CycleReport,
 ) -> None:
+    """Write every alert move in one batch; if the batch fails, redo it budget by budget to isolate the culprit."""
+    if not moves:
+        return
+    try:
+        with session.begin_nested():
+            events = _write_moves(
+                session, [(plan, m) for plan, budget_moves in moves for m in budget_moves], settings=settings, now=now
+            )
+        _count(events, report)
+        return
+    except Exception:
+        log.warning("evaluation.alert_batch_failed", exc_info=True)
+    for plan, budget_moves in moves:
+        try:
+            with session.begin_nested():
+                events = _write_moves(session, [(plan, m) for m in budget_moves], settings=settings, now=now)
+            _count(events, report)
+        except Exception as exc:  # one broken budget must not stop the others
+            report.failures[plan.spec.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": plan.spec.id})
+
+
+def _count(events: list[str], report: CycleReport) -> None:
+    report.fired += events.count(FIRING)
+    report.resolved += events.count(RESOLVED)
+
+
+def _write_moves(session: Session, items: list[tuple[_Plan, _Move]], *, settings: Settings, now: datetime) -> list[str]:
+    """Create or change the alerts, then queue their notifications; returns the events queued."""
+    stored = evaluation_repo.load_alerts(session, [move.row.id for _plan, move in items if move.row])
+    changed: list[tuple[AlertRow, str]] = []
+    for plan, move in items:
+        row = _moved_row(session, plan, move, stored.get(move.row.id) if move.row else None, settings=settings, now=now)
+        if move.step.event is not None:
+            changed.append((row, move.step.event))
+    session.flush()
+    for row, event in changed:
+        _notify(session, row, event=event, settings=settings, now=now)
+    return [event for _row, event in changed]
+
+
+def _moved_row(
+    session: Session, plan: _Plan, move: _Move, row: AlertRow | None, *, settings: Settings, now: datetime
+) -> AlertRow:
     key, condition, evaluation, moved = move.key, move.condition, move.evaluation, move.step
-    row = evaluation_repo.load_alert(session, move.row.id) if move.row else None
     ctx = _context(plan.spec, key, evaluation, settings=settings)
     if row is None:
-        row = alerts_repo.add(
-            session,
-            AlertRow(
-                fingerprint=key.fingerprint,
-                alertname=key.alertname,
-                budget_id=key.budget,
-                tenant=key.tenant,
-                pipeline=key.pipeline,
-                model=key.model,
-                period=key.period,
-                threshold=key.threshold,
-                severity=ctx.severity,
-                status=moved.status,
-                labels=alert_labels(ctx),
-                annotations=alert_annotations(ctx),
-                generator_url=ctx.generator_url,
-                value=condition.value if condition else 0.0,
-                pending_flips=moved.pending_flips,
-                starts_at=now,
-                ends_at=None,
-                period_end=evaluation.period.end,
-                updated_at=now,
-            ),
+        row = AlertRow(
+            fingerprint=key.fingerprint,
+            alertname=key.alertname,
+            budget_id=key.budget,
+            tenant=key.tenant,
+            pipeline=key.pipeline,
+            model=key.model,
+            period=key.period,
+            threshold=key.threshold,
+            severity=ctx.severity,
+            status=moved.status,
+            labels=alert_labels(ctx),
+            annotations=alert_annotations(ctx),
+            generator_url=ctx.generator_url,
+            value=condition.value if condition else 0.0,
+            pending_flips=moved.pending_flips,
+            starts_at=now,
+            ends_at=None,
+            period_end=evaluation.period.end,
+            updated_at=now,
         )
-    else:
-        row.pending_flips = moved.pending_flips
-        if condition is not None:
-            row.value = condition.value
-        row.labels, row.annotations = alert_labels(ctx), alert_annotations(ctx)
-        if moved.event == FIRING:
-            row.status, row.starts_at, row.ends_at = FIRING, now, None
-        elif moved.event == RESOLVED:
-            row.status, row.ends_at = RESOLVED, now
-        row.updated_at = now
-        session.flush()
-    if moved.event is not None:
-        _notify(session, row, event=moved.event, settings=settings, now=now)
-        if moved.event == FIRING:
-            report.fired += 1
-        else:
-            report.resolved += 1
+        session.add(row)
+        return row
+    row.pending_flips = moved.pending_flips
+    if condition is not None:
+        row.value = condition.value
+    row.labels, row.annotations = alert_labels(ctx), alert_annotations(ctx)
+    if moved.event == FIRING:
+        row.status, row.starts_at, row.ends_at = FIRING, now, None
+    elif moved.event == RESOLVED:
+        row.status, row.ends_at = RESOLVED, now
+    row.updated_at = now
+    return row
 
 
 def _notify(session: Session, row: AlertRow, *, event: str, settings: Settings, now: datetime) -> None:

@@ -38,9 +38,9 @@ def test_basis_changes_with_scope_and_with_period_rollover_only():
     assert december.basis != window(tenant="acme", period=january).basis
 
 
-def test_steady_firing_alert_is_not_rewritten_until_its_value_moves_a_point():
+def test_steady_firing_alert_is_not_rewritten_until_its_value_moves_five_points():
     steady = Step(FIRING, 0, None)
-    assert unchanged(0, 0.853, steady, 0.8531)
-    assert not unchanged(0, 0.853, steady, 0.87)
+    assert unchanged(0, 0.853, steady, 0.89)
+    assert not unchanged(0, 0.853, steady, 0.91)
     assert not unchanged(0, 0.853, Step(FIRING, 0, FIRING), 0.853)
     assert not unchanged(1, 0.853, steady, 0.853)  # a pending flip was cleared: store it
