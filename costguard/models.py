@@ -4,7 +4,7 @@ from costguard.alerts.models import AlertNotification, AlertRow, ReceiverState
 from costguard.auth.models import ApiToken
 from costguard.budgets.models import BudgetAudit, BudgetRow
 from costguard.db import Base
-from costguard.evaluation.models import BudgetStatusRow, EvaluationState, WorkerClaim
+from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis, BudgetStatusRow, EvaluationState, WorkerClaim
 from costguard.usage.models import UsageRecord, UsageRollup, UsageRollupPending, UsageTotal
 
 __all__ = [
@@ -14,6 +14,8 @@ __all__ = [
     "Base",
     "BudgetAudit",
     "BudgetRow",
+    "BudgetSpend",
+    "BudgetSpendBasis",
     "BudgetStatusRow",
     "EvaluationState",
     "ReceiverState",

@@ -58,3 +58,15 @@ def step(status: str | None, pending_flips: int, holds: bool) -> Step | None:
         return Step(RESOLVED, 0, None)
     flips = pending_flips + 1
     return Step(FIRING, 0, FIRING) if flips >= REFIRE_AFTER else Step(RESOLVED, flips, None)
+
+
+# A firing alert's stored value (and the annotations that quote it) is refreshed only when it moved
+# by five percentage points or more: a cycle over thousands of steady alerts then writes nothing.
+VALUE_REFRESH_STEP = 0.05
+
+
+def unchanged(pending_flips: int, value: float, moved: Step, new_value: float | None) -> bool:
+    """True when a step leaves a stored alert as it is, so the cycle need not write it."""
+    if moved.event is not None or moved.pending_flips != pending_flips:
+        return False
+    return new_value is None or abs(new_value - value) < VALUE_REFRESH_STEP

@@ -57,3 +57,30 @@ class EvaluationState(Base):
     budgets_evaluated: Mapped[int] = mapped_column(Integer)
     budgets_failed: Mapped[int] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class BudgetSpend(Base):
+    """Exact spend of one budget scope (per tenant for templates) in the period its basis row names.
+
+    Kept up to date by the fold, in the same statement that moves pending deltas into rollups,
+    so a cycle reads each budget's period-to-date spend instead of summing rollups.
+    """
+
+    __tablename__ = "budget_spend"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    spend: Mapped[Decimal] = mapped_column(Money())
+
+
+class BudgetSpendBasis(Base):
+    """What a budget's ``budget_spend`` rows sum: its scope and period bounds.
+
+    When the budget's scope, period or timezone changes, or its period rolls over, the basis no
+    longer matches and the rows are rebuilt once from the rollups.
+    """
+
+    __tablename__ = "budget_spend_basis"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    basis: Mapped[str] = mapped_column(String(512))

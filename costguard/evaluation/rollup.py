@@ -1,23 +1,68 @@
-"""All SQL of the worker's aggregation: fold pending deltas into rollups and read spend from them.
+"""All SQL of the worker's aggregation: fold pending deltas into rollups and per-budget period spend.
 
-PostgreSQL does everything set-based in SQL. SQLite cannot add decimals exactly (its NUMERIC is
-a float), so there the same results are computed in Python from the exact text values.
+A cycle never sums the history. Each budget keeps its period-to-date spend per tenant in
+``budget_spend``; the fold adds every new delta to the rollups *and* to the spend of every budget
+whose scope and current period cover it, in one statement on PostgreSQL. A budget whose scope or
+period changed (created, edited, period rolled over) is rebuilt once from the rollups first.
+
+SQLite cannot add decimals exactly (its NUMERIC is a float), so there the same results are
+computed in Python from the exact text values (``rollup_python``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import and_, case, delete, func, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
-from costguard.budgets.schemas import ALL
-from costguard.usage.models import UsageRollup, UsageRollupPending, UsageTotal
+from costguard.evaluation import rollup_python
+from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis
+from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
+from costguard.usage.models import UsageTotal
+
+# The budgets of this cycle, visible to the set-based statements below; dropped at commit.
+_CYCLE_TABLE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS cycle_budgets (
+    budget_id text NOT NULL, tenant text NOT NULL, pipeline text NOT NULL, model text NOT NULL,
+    period_start timestamptz NOT NULL, period_end timestamptz NOT NULL, stale boolean NOT NULL
+) ON COMMIT DROP
+"""
+
+# Sums of a source per (tenant, pipeline, model) and per tenant with pipeline and/or model "*":
+# every budget scope then finds its sum with an equality join (a hash join, not a scan per budget).
+_SCOPE_SETS = """
+    SELECT tenant, {extra}
+           CASE WHEN GROUPING(pipeline) = 1 THEN '*' ELSE pipeline END AS pipeline,
+           CASE WHEN GROUPING(model) = 1 THEN '*' ELSE model END AS model,
+           {sums}
+    FROM {source}
+    GROUP BY tenant, {extra} GROUPING SETS ((pipeline, model), (pipeline), (model), ())
+"""
+
+# Specific budgets join on the tenant too; "*" templates take every tenant.
+_MATCH = """
+    SELECT b.budget_id, g.tenant, {columns} FROM cycle_budgets b
+    JOIN g ON b.tenant <> '*' AND g.tenant = b.tenant AND g.pipeline = b.pipeline AND g.model = b.model {extra}
+    UNION ALL
+    SELECT b.budget_id, g.tenant, {columns} FROM cycle_budgets b
+    JOIN g ON b.tenant = '*' AND g.pipeline = b.pipeline AND g.model = b.model {extra}
+"""
+
+_BACKFILL_POSTGRES = text(
+    "WITH r AS (SELECT tenant, pipeline, model, SUM(cost) AS cost FROM usage_rollups"
+    " WHERE bucket_start >= :start AND bucket_start < :end GROUP BY tenant, pipeline, model),"
+    " g AS (" + _SCOPE_SETS.format(extra="", sums="SUM(cost) AS cost", source="r") + ")"
+    " INSERT INTO budget_spend (budget_id, tenant, spend) SELECT budget_id, tenant, cost FROM ("
+    + _MATCH.format(
+        columns="g.cost",
+        extra="AND b.stale AND b.period_start = :start AND b.period_end = :end",
+    )
+    + ") AS matched"
+)
 
 _FOLD_POSTGRES = text(
     """
@@ -39,152 +84,94 @@ _FOLD_POSTGRES = text(
         DO UPDATE SET cost = t.cost + EXCLUDED.cost, records = t.records + EXCLUDED.records,
                       last_timestamp = GREATEST(t.last_timestamp, EXCLUDED.last_timestamp)
         RETURNING 1
+    ), d AS (
+        SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost
+        FROM moved GROUP BY tenant, bucket_start, pipeline, model
+    ), g AS ("""
+    + _SCOPE_SETS.format(extra="bucket_start,", sums="SUM(cost) AS cost", source="d")
+    + """), matched AS ("""
+    + _MATCH.format(columns="g.cost", extra="AND g.bucket_start >= b.period_start AND g.bucket_start < b.period_end")
+    + """), spend AS (
+        INSERT INTO budget_spend AS s (budget_id, tenant, spend)
+        SELECT budget_id, tenant, SUM(cost) FROM matched GROUP BY budget_id, tenant
+        ON CONFLICT (budget_id, tenant) DO UPDATE SET spend = s.spend + EXCLUDED.spend
+        RETURNING 1
     )
-    SELECT (SELECT COUNT(*) FROM moved), (SELECT COALESCE(SUM(records), 0) FROM moved)
+    SELECT COALESCE(SUM(records), 0) FROM moved
     """
 )
 
-
-def fold_pending(session: Session) -> int:
-    """Move every committed pending delta into the rollups and totals; returns the records folded."""
-    if session.get_bind().dialect.name == "postgresql":
-        _deltas, records = session.execute(_FOLD_POSTGRES).one()
-        return int(records)
-    return _fold_in_python(session)
-
-
-@dataclass(slots=True)
-class _Sum:
-    cost: Decimal = Decimal(0)
-    records: int = 0
-    last_bucket: datetime | None = None
-
-    def add(self, delta: UsageRollupPending) -> None:
-        self.cost += delta.cost
-        self.records += delta.records
-        if self.last_bucket is None or delta.bucket_start > self.last_bucket:
-            self.last_bucket = delta.bucket_start
-
-
-def _fold_in_python(session: Session) -> int:
-    pending = session.execute(select(UsageRollupPending)).scalars().all()
-    if not pending:
-        return 0
-    buckets: dict[tuple[str, datetime, str, str, str], _Sum] = defaultdict(_Sum)
-    scopes: dict[tuple[str, str, str, str], _Sum] = defaultdict(_Sum)
-    for delta in pending:
-        buckets[(delta.tenant, delta.bucket_start, delta.pipeline, delta.model, delta.kind)].add(delta)
-        scopes[(delta.tenant, delta.pipeline, delta.model, delta.kind)].add(delta)
-    for (tenant, bucket, pipeline, model, kind), total in buckets.items():
-        row = session.get(UsageRollup, (tenant, bucket, pipeline, model, kind))
-        if row is None:
-            session.add(
-                UsageRollup(
-                    tenant=tenant,
-                    bucket_start=bucket,
-                    pipeline=pipeline,
-                    model=model,
-                    kind=kind,
-                    cost=total.cost,
-                    records=total.records,
-                )
-            )
-        else:
-            row.cost += total.cost
-            row.records += total.records
-    for (tenant, pipeline, model, kind), total in scopes.items():
-        assert total.last_bucket is not None
-        scope_row = session.get(UsageTotal, (tenant, pipeline, model, kind))
-        if scope_row is None:
-            session.add(
-                UsageTotal(
-                    tenant=tenant,
-                    pipeline=pipeline,
-                    model=model,
-                    kind=kind,
-                    cost=total.cost,
-                    records=total.records,
-                    last_timestamp=total.last_bucket,
-                )
-            )
-        else:
-            scope_row.cost += total.cost
-            scope_row.records += total.records
-            scope_row.last_timestamp = max(scope_row.last_timestamp, total.last_bucket)
-    session.execute(delete(UsageRollupPending).where(UsageRollupPending.id.in_([d.id for d in pending])))
-    session.flush()
-    return sum(d.records for d in pending)
+_RECENT_POSTGRES = text(
+    "WITH w AS (SELECT tenant, pipeline, model, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short), 0) AS short,"
+    " SUM(cost) AS long FROM usage_rollups WHERE bucket_start >= :long AND bucket_start < :now"
+    " GROUP BY tenant, pipeline, model),"
+    " g AS ("
+    + _SCOPE_SETS.format(extra="", sums="SUM(short) AS short, SUM(long) AS long", source="w")
+    + ")"
+    + _MATCH.format(columns="g.short, g.long", extra="")
+)
 
 
 @dataclass(frozen=True, slots=True)
-class Windows:
-    """The instants that bound what one budget scope needs: its period and the burn-rate windows."""
-
-    period_start: datetime
-    period_end: datetime
-    short_start: datetime
-    long_start: datetime
-    now: datetime
+class SyncReport:
+    folded_records: int
+    rebuilt_budgets: int
 
 
-@dataclass(slots=True)
-class ScopeSpend:
-    spend: Decimal
-    short_window: Decimal
-    long_window: Decimal
+def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
+    """Rebuild budgets whose basis changed, then fold every committed pending delta; returns what was done."""
+    stored = {b: basis for b, basis in session.execute(select(BudgetSpendBasis.budget_id, BudgetSpendBasis.basis))}
+    current = {w.budget_id for w in windows}
+    gone = [budget_id for budget_id in stored if budget_id not in current]
+    stale = [w for w in windows if stored.get(w.budget_id) != w.basis]
+    for chunk in _chunks([*gone, *(w.budget_id for w in stale)]):
+        session.execute(delete(BudgetSpend).where(BudgetSpend.budget_id.in_(chunk)))
+        session.execute(delete(BudgetSpendBasis).where(BudgetSpendBasis.budget_id.in_(chunk)))
+    if stale:
+        session.execute(insert(BudgetSpendBasis), [{"budget_id": w.budget_id, "basis": w.basis} for w in stale])
+    if session.get_bind().dialect.name != "postgresql":
+        rollup_python.rebuild(session, stale)
+        return SyncReport(rollup_python.fold(session, windows), len(stale))
+    _load_cycle_budgets(session, windows, stale={w.budget_id for w in stale})
+    for start, end in sorted({(w.period_start, w.period_end) for w in stale}):
+        session.execute(_BACKFILL_POSTGRES, {"start": start, "end": end})
+    folded = session.execute(_FOLD_POSTGRES).scalar_one()
+    return SyncReport(int(folded), len(stale))
 
 
-def scope_spend(session: Session, *, tenant: str, pipeline: str, model: str, windows: Windows) -> dict[str, ScopeSpend]:
-    """Spend per tenant of one budget scope (``tenant="*"``: every tenant separately)."""
-    earliest = min(windows.period_start, windows.long_start)
-    latest = max(windows.period_end, windows.now)
-    conditions: list[ColumnElement[bool]] = [UsageRollup.bucket_start >= earliest, UsageRollup.bucket_start < latest]
-    if tenant != ALL:
-        conditions.append(UsageRollup.tenant == tenant)
-    if pipeline != ALL:
-        conditions.append(UsageRollup.pipeline == pipeline)
-    if model != ALL:
-        conditions.append(UsageRollup.model == model)
-    if session.get_bind().dialect.name == "postgresql":
-        return _scope_spend_sql(session, conditions, windows)
-    return _scope_spend_python(session, conditions, windows)
+def _chunks(items: Sequence[str], size: int = 1000) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def _in(start: datetime, end: datetime) -> ColumnElement[bool]:
-    return and_(UsageRollup.bucket_start >= start, UsageRollup.bucket_start < end)
+def _load_cycle_budgets(session: Session, windows: Sequence[BudgetWindow], *, stale: set[str]) -> None:
+    session.execute(text(_CYCLE_TABLE))
+    session.execute(text("TRUNCATE cycle_budgets"))
+    raw = session.connection().connection.driver_connection
+    assert raw is not None
+    columns = "budget_id, tenant, pipeline, model, period_start, period_end, stale"
+    with raw.cursor() as cursor, cursor.copy(f"COPY cycle_budgets ({columns}) FROM STDIN") as copy:
+        for w in windows:
+            copy.write_row(
+                (w.budget_id, w.tenant, w.pipeline, w.model, w.period_start, w.period_end, w.budget_id in stale)
+            )
+    session.execute(text("ANALYZE cycle_budgets"))
 
 
-def _scope_spend_sql(session: Session, conditions: Sequence[ColumnElement[bool]], w: Windows) -> dict[str, ScopeSpend]:
-    query = (
-        select(
-            UsageRollup.tenant,
-            func.sum(case((_in(w.period_start, w.period_end), UsageRollup.cost), else_=0)),
-            func.sum(case((_in(w.short_start, w.now), UsageRollup.cost), else_=0)),
-            func.sum(case((_in(w.long_start, w.now), UsageRollup.cost), else_=0)),
-        )
-        .where(*conditions)
-        .group_by(UsageRollup.tenant)
-    )
-    return {
-        tenant: ScopeSpend(Decimal(spend or 0), Decimal(short or 0), Decimal(long or 0))
-        for tenant, spend, short, long in session.execute(query)
-    }
+def budget_spend(session: Session) -> dict[ScopeKey, Decimal]:
+    """Period-to-date spend of every budget scope, as the last ``sync`` left it."""
+    rows = session.execute(select(BudgetSpend.budget_id, BudgetSpend.tenant, BudgetSpend.spend))
+    return {(budget_id, tenant): Decimal(spend) for budget_id, tenant, spend in rows}
 
 
-def _scope_spend_python(
-    session: Session, conditions: Sequence[ColumnElement[bool]], w: Windows
-) -> dict[str, ScopeSpend]:
-    query = select(UsageRollup.tenant, UsageRollup.bucket_start, UsageRollup.cost).where(*conditions)
-    result: dict[str, ScopeSpend] = {}
-    for tenant, bucket, cost in session.execute(query):
-        entry = result.setdefault(tenant, ScopeSpend(Decimal(0), Decimal(0), Decimal(0)))
-        if w.period_start <= bucket < w.period_end:
-            entry.spend += cost
-        if w.short_start <= bucket < w.now:
-            entry.short_window += cost
-        if w.long_start <= bucket < w.now:
-            entry.long_window += cost
-    return result
+def recent_spend(
+    session: Session, windows: Sequence[BudgetWindow], *, short_start: datetime, long_start: datetime, now: datetime
+) -> dict[ScopeKey, RecentSpend]:
+    """Spend of every budget scope over the burn-rate windows (after ``sync`` in the same transaction)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return rollup_python.recent(session, windows, short_start=short_start, long_start=long_start, now=now)
+    rows = session.execute(_RECENT_POSTGRES, {"short": short_start, "long": long_start, "now": now})
+    return {(budget_id, tenant): RecentSpend(Decimal(short), Decimal(long)) for budget_id, tenant, short, long in rows}
 
 
 def totals(session: Session) -> Iterable[UsageTotal]:

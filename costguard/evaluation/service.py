@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from costguard.alerts import repository as alerts_repo
-from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, step
+from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, Step, step, unchanged
 from costguard.alerts.models import AlertRow
 from costguard.alerts.payloads import AlertContext, alert_annotations, alert_labels, alertmanager_alert
 from costguard.budgets import repository as budgets_repo
-from costguard.budgets.periods import period_containing
+from costguard.budgets.models import BudgetRow
+from costguard.budgets.periods import Period, period_containing
 from costguard.budgets.schemas import BudgetSpec
 from costguard.config import Settings
 from costguard.evaluation import logic, rollup
-from costguard.evaluation.models import BudgetStatusRow
+from costguard.evaluation import repository as evaluation_repo
+from costguard.evaluation.repository import AlertState
+from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 from costguard.money import money_text
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ class CycleReport:
     scopes_evaluated: int = 0
     fired: int = 0
     resolved: int = 0
+    rebuilt_budgets: int = 0
     failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -41,91 +47,195 @@ def receivers(settings: Settings) -> list[str]:
     return [f"alertmanager:{u}" for u in settings.alertmanager_urls] + [f"webhook:{u}" for u in settings.webhook_urls]
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    spec: BudgetSpec
+    period: Period
+
+    @property
+    def window(self) -> BudgetWindow:
+        s = self.spec
+        return BudgetWindow(s.id, s.tenant, s.pipeline, s.model, self.period.start, self.period.end)
+
+
+@dataclass(slots=True)
+class _Inputs:
+    """Everything a cycle reads, fetched set-based up front: the per-budget loop then issues no reads."""
+
+    spend: dict[ScopeKey, Decimal]
+    recent: dict[ScopeKey, RecentSpend]
+    known: set[ScopeKey]
+    alerts: dict[tuple[str, str], list[AlertState]]
+    tenants: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Index the tenants each budget has seen: a template's scopes are every one of them."""
+        for budget_id, tenant in itertools.chain(self.spend, self.recent, self.known):
+            self.tenants.setdefault(budget_id, set()).add(tenant)
+
+
 def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleReport:
     """Evaluate everything as of ``now`` in the caller's transaction; one failing budget never stops the rest."""
     report = CycleReport(at=now)
-    report.folded_records = rollup.fold_pending(session)
+    plans = _plan(session, settings=settings, now=now, report=report)
+    windows = [plan.window for plan in plans]
+    synced = rollup.sync(session, windows)
+    report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
+    inputs = _read_inputs(session, windows, now=now)
     seen: set[str] = set()
-    failed_budgets: set[str] = set()
-    live_status: set[tuple[str, str]] = set()
-    for row in budgets_repo.list_rows(session):
-        spec = budgets_repo.row_to_spec(row)
+    evaluated: list[tuple[_Plan, list[_Scope]]] = []
+    moves: list[tuple[_Plan, list[_Move]]] = []
+    for plan in plans:
         try:
-            with session.begin_nested():
-                scopes = _evaluate_budget(session, spec, settings=settings, now=now, seen=seen, report=report)
-            live_status.update((spec.id, tenant) for tenant in scopes)
-            report.budgets_evaluated += 1
+            scopes = _evaluate_budget(plan, inputs, now=now)
+            budget_moves = [m for scope in scopes for m in _alert_moves(plan, scope, inputs, seen=seen)]
         except Exception as exc:  # one broken budget must not stop the others
-            failed_budgets.add(spec.id)
-            report.failures[spec.id] = f"{type(exc).__name__}: {exc}"
-            log.exception("evaluation.budget_failed", extra={"budget": spec.id})
-    _resolve_unseen(session, seen=seen, skip_budgets=failed_budgets, now=now, settings=settings, report=report)
-    _drop_stale_status(session, live=live_status, skip_budgets=failed_budgets)
+            report.failures[plan.spec.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": plan.spec.id})
+            continue
+        evaluated.append((plan, scopes))
+        if budget_moves:
+            moves.append((plan, budget_moves))
+    _apply_moves(session, moves, settings=settings, now=now, report=report)
+    live_status: set[ScopeKey] = set()
+    statuses: list[dict[str, Any]] = []
+    for plan, scopes in evaluated:
+        if plan.spec.id in report.failures:
+            continue
+        statuses.extend(_status_row(plan.spec, e.tenant, e.evaluation, now=now) for e in scopes)
+        live_status.update((plan.spec.id, e.tenant) for e in scopes)
+        report.budgets_evaluated += 1
+        report.scopes_evaluated += len(scopes)
+    evaluation_repo.upsert_statuses(session, statuses)
+    failed = set(report.failures)
+    _resolve_unseen(session, inputs=inputs, seen=seen, skip_budgets=failed, now=now, settings=settings, report=report)
+    stale = [key for key in inputs.known if key not in live_status and key[0] not in failed]
+    evaluation_repo.delete_statuses(session, stale)
     return report
 
 
-def _evaluate_budget(
-    session: Session, spec: BudgetSpec, *, settings: Settings, now: datetime, seen: set[str], report: CycleReport
-) -> list[str]:
-    zone = ZoneInfo(spec.timezone or settings.timezone)
-    period = period_containing(spec.period, zone, now)
-    windows = rollup.Windows(
-        period_start=period.start,
-        period_end=period.end,
-        short_start=now - logic.SHORT_WINDOW,
-        long_start=now - logic.LONG_WINDOW,
-        now=now,
+def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
+    """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
+    plans: list[_Plan] = []
+    for row in budgets_repo.list_rows(session):
+        try:
+            spec = _spec(row)
+            zone = ZoneInfo(spec.timezone or settings.timezone)
+            plans.append(_Plan(spec, period_containing(spec.period, zone, now)))
+        except Exception as exc:
+            report.failures[row.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": row.id})
+    return plans
+
+
+# Parsed budgets by everything that makes them: validating 5,000 specs each cycle costs more
+# than the evaluation itself. Bounded: cleared when it outgrows the budgets it has seen.
+_SPECS: dict[tuple[Any, ...], BudgetSpec] = {}
+_SPECS_MAX = 100_000
+
+
+def _spec(row: BudgetRow) -> BudgetSpec:
+    identity = (
+        row.id,
+        row.version,
+        row.updated_at,
+        row.tenant,
+        row.pipeline,
+        row.model,
+        row.period,
+        row.timezone,
+        row.amount,
+        row.currency,
+        repr(row.thresholds),
+        row.forecast,
+        repr(row.labels),
+        row.runbook_url,
+        row.description,
     )
-    spends = rollup.scope_spend(session, tenant=spec.tenant, pipeline=spec.pipeline, model=spec.model, windows=windows)
-    if spec.is_template:
-        known = session.scalars(select(BudgetStatusRow.tenant).where(BudgetStatusRow.budget_id == spec.id))
-        tenants = sorted(set(spends) | set(known))
-    else:
-        tenants = [spec.tenant]
-    existing = {
-        row.fingerprint: row
-        for row in session.scalars(
-            select(AlertRow).where(AlertRow.budget_id == spec.id, AlertRow.period == period.label)
-        )
-    }
-    zero = rollup.ScopeSpend(Decimal(0), Decimal(0), Decimal(0))
+    spec = _SPECS.get(identity)
+    if spec is None:
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        spec = _SPECS[identity] = budgets_repo.row_to_spec(row)
+    return spec
+
+
+def _read_inputs(session: Session, windows: list[BudgetWindow], *, now: datetime) -> _Inputs:
+    alerts: dict[tuple[str, str], list[AlertState]] = defaultdict(list)
+    for row in evaluation_repo.alerts_of_periods_ending_after(session, now):
+        alerts[(row.budget_id, row.tenant)].append(row)
+    return _Inputs(
+        spend=rollup.budget_spend(session),
+        recent=rollup.recent_spend(
+            session, windows, short_start=now - logic.SHORT_WINDOW, long_start=now - logic.LONG_WINDOW, now=now
+        ),
+        known=evaluation_repo.status_keys(session),
+        alerts=alerts,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    tenant: str
+    evaluation: logic.ScopeEvaluation
+    holding: dict[tuple[str, str], logic.Condition]
+
+
+def _evaluate_budget(plan: _Plan, inputs: _Inputs, *, now: datetime) -> list[_Scope]:
+    """Pure: the budget's scopes (one per tenant for templates) judged from the inputs read up front."""
+    spec = plan.spec
+    tenants = sorted(inputs.tenants.get(spec.id, ())) if spec.is_template else [spec.tenant]
+    scopes: list[_Scope] = []
     for tenant in tenants:
-        spent = spends.get(tenant, zero)
+        recent = inputs.recent.get((spec.id, tenant))
         evaluation = logic.evaluate_scope(
-            period=period,
+            period=plan.period,
             at=now,
             amount=spec.amount,
             thresholds=spec.thresholds,
-            spend=spent.spend,
-            short_window_spend=spent.short_window,
-            long_window_spend=spent.long_window,
+            spend=inputs.spend.get((spec.id, tenant), Decimal(0)),
+            short_window_spend=recent.short_window if recent else Decimal(0),
+            long_window_spend=recent.long_window if recent else Decimal(0),
         )
-        _store_status(session, spec, tenant, evaluation, now=now)
-        report.scopes_evaluated += 1
         holding = {
             (c.alertname, c.threshold): c
             for c in logic.conditions(evaluation, thresholds=spec.thresholds, forecast=spec.forecast, at=now)
         }
-        candidates = set(holding) | {
-            (row.alertname, row.threshold) for row in existing.values() if row.tenant == tenant
-        }
-        for alertname, threshold in sorted(candidates):
-            key = AlertKey(spec.id, tenant, spec.pipeline, spec.model, period.label, alertname, threshold)
-            seen.add(key.fingerprint)
-            condition = holding.get((alertname, threshold))
-            ctx = _context(spec, key, evaluation, settings=settings)
-            _advance(
-                session,
-                key,
-                ctx,
-                existing.get(key.fingerprint),
-                condition,
-                evaluation,
-                settings=settings,
-                now=now,
-                report=report,
-            )
-    return tenants
+        scopes.append(_Scope(tenant, evaluation, holding))
+    return scopes
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """One alert that this cycle creates, changes or notifies."""
+
+    key: AlertKey
+    row: AlertState | None
+    condition: logic.Condition | None
+    evaluation: logic.ScopeEvaluation
+    step: Step
+
+
+def _alert_moves(plan: _Plan, scope: _Scope, inputs: _Inputs, *, seen: set[str]) -> list[_Move]:
+    """Pure: the alerts of one scope that must be written this cycle (most cycles: none)."""
+    spec, period = plan.spec, plan.period
+    existing = {
+        row.fingerprint: row for row in inputs.alerts.get((spec.id, scope.tenant), []) if row.period == period.label
+    }
+    candidates = set(scope.holding) | {(row.alertname, row.threshold) for row in existing.values()}
+    moves: list[_Move] = []
+    for alertname, threshold in sorted(candidates):
+        key = AlertKey(spec.id, scope.tenant, spec.pipeline, spec.model, period.label, alertname, threshold)
+        seen.add(key.fingerprint)
+        row = existing.get(key.fingerprint)
+        condition = scope.holding.get((alertname, threshold))
+        moved = step(row.status if row else None, row.pending_flips if row else 0, condition is not None)
+        if moved is None:
+            continue
+        if row is not None and unchanged(row.pending_flips, row.value, moved, condition.value if condition else None):
+            continue
+        moves.append(_Move(key, row, condition, scope.evaluation, moved))
+    return moves
 
 
 def _context(spec: BudgetSpec, key: AlertKey, ev: logic.ScopeEvaluation, *, settings: Settings) -> AlertContext:
@@ -145,65 +255,94 @@ def _context(spec: BudgetSpec, key: AlertKey, ev: logic.ScopeEvaluation, *, sett
     )
 
 
-def _advance(
+def _apply_moves(
     session: Session,
-    key: AlertKey,
-    ctx: AlertContext,
-    row: AlertRow | None,
-    condition: logic.Condition | None,
-    evaluation: logic.ScopeEvaluation,
+    moves: list[tuple[_Plan, list[_Move]]],
     *,
     settings: Settings,
     now: datetime,
     report: CycleReport,
 ) -> None:
-    moved = step(row.status if row else None, row.pending_flips if row else 0, condition is not None)
-    if moved is None:
+    """Write every alert move in one batch; if the batch fails, redo it budget by budget to isolate the culprit."""
+    if not moves:
         return
-    if row is not None and moved.event is None and moved.pending_flips == row.pending_flips and condition is None:
-        return  # nothing changed: keep the row as it was
+    try:
+        with session.begin_nested():
+            events = _write_moves(
+                session, [(plan, m) for plan, budget_moves in moves for m in budget_moves], settings=settings, now=now
+            )
+        _count(events, report)
+        return
+    except Exception:
+        log.warning("evaluation.alert_batch_failed", exc_info=True)
+    for plan, budget_moves in moves:
+        try:
+            with session.begin_nested():
+                events = _write_moves(session, [(plan, m) for m in budget_moves], settings=settings, now=now)
+            _count(events, report)
+        except Exception as exc:  # one broken budget must not stop the others
+            report.failures[plan.spec.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": plan.spec.id})
+
+
+def _count(events: list[str], report: CycleReport) -> None:
+    report.fired += events.count(FIRING)
+    report.resolved += events.count(RESOLVED)
+
+
+def _write_moves(session: Session, items: list[tuple[_Plan, _Move]], *, settings: Settings, now: datetime) -> list[str]:
+    """Create or change the alerts, then queue their notifications; returns the events queued."""
+    stored = evaluation_repo.load_alerts(session, [move.row.id for _plan, move in items if move.row])
+    changed: list[tuple[AlertRow, str]] = []
+    for plan, move in items:
+        row = _moved_row(session, plan, move, stored.get(move.row.id) if move.row else None, settings=settings, now=now)
+        if move.step.event is not None:
+            changed.append((row, move.step.event))
+    session.flush()
+    for row, event in changed:
+        _notify(session, row, event=event, settings=settings, now=now)
+    return [event for _row, event in changed]
+
+
+def _moved_row(
+    session: Session, plan: _Plan, move: _Move, row: AlertRow | None, *, settings: Settings, now: datetime
+) -> AlertRow:
+    key, condition, evaluation, moved = move.key, move.condition, move.evaluation, move.step
+    ctx = _context(plan.spec, key, evaluation, settings=settings)
     if row is None:
-        row = alerts_repo.add(
-            session,
-            AlertRow(
-                fingerprint=key.fingerprint,
-                alertname=key.alertname,
-                budget_id=key.budget,
-                tenant=key.tenant,
-                pipeline=key.pipeline,
-                model=key.model,
-                period=key.period,
-                threshold=key.threshold,
-                severity=ctx.severity,
-                status=moved.status,
-                labels=alert_labels(ctx),
-                annotations=alert_annotations(ctx),
-                generator_url=ctx.generator_url,
-                value=condition.value if condition else 0.0,
-                pending_flips=moved.pending_flips,
-                starts_at=now,
-                ends_at=None,
-                period_end=evaluation.period.end,
-                updated_at=now,
-            ),
+        row = AlertRow(
+            fingerprint=key.fingerprint,
+            alertname=key.alertname,
+            budget_id=key.budget,
+            tenant=key.tenant,
+            pipeline=key.pipeline,
+            model=key.model,
+            period=key.period,
+            threshold=key.threshold,
+            severity=ctx.severity,
+            status=moved.status,
+            labels=alert_labels(ctx),
+            annotations=alert_annotations(ctx),
+            generator_url=ctx.generator_url,
+            value=condition.value if condition else 0.0,
+            pending_flips=moved.pending_flips,
+            starts_at=now,
+            ends_at=None,
+            period_end=evaluation.period.end,
+            updated_at=now,
         )
-    else:
-        row.pending_flips = moved.pending_flips
-        if condition is not None:
-            row.value = condition.value
-        row.labels, row.annotations = alert_labels(ctx), alert_annotations(ctx)
-        if moved.event == FIRING:
-            row.status, row.starts_at, row.ends_at = FIRING, now, None
-        elif moved.event == RESOLVED:
-            row.status, row.ends_at = RESOLVED, now
-        row.updated_at = now
-        session.flush()
-    if moved.event is not None:
-        _notify(session, row, event=moved.event, settings=settings, now=now)
-        if moved.event == FIRING:
-            report.fired += 1
-        else:
-            report.resolved += 1
+        session.add(row)
+        return row
+    row.pending_flips = moved.pending_flips
+    if condition is not None:
+        row.value = condition.value
+    row.labels, row.annotations = alert_labels(ctx), alert_annotations(ctx)
+    if moved.event == FIRING:
+        row.status, row.starts_at, row.ends_at = FIRING, now, None
+    elif moved.event == RESOLVED:
+        row.status, row.ends_at = RESOLVED, now
+    row.updated_at = now
+    return row
 
 
 def _notify(session: Session, row: AlertRow, *, event: str, settings: Settings, now: datetime) -> None:
@@ -224,6 +363,7 @@ def _notify(session: Session, row: AlertRow, *, event: str, settings: Settings, 
 def _resolve_unseen(
     session: Session,
     *,
+    inputs: _Inputs,
     seen: set[str],
     skip_budgets: set[str],
     now: datetime,
@@ -231,11 +371,16 @@ def _resolve_unseen(
     report: CycleReport,
 ) -> None:
     """Resolve firing alerts nobody evaluated this cycle: their period ended or their budget is gone."""
-    for row in alerts_repo.firing(session):
-        if row.fingerprint in seen or row.budget_id in skip_budgets:
+    open_periods = [
+        evaluation_repo.load_alert(session, state.id)
+        for states in inputs.alerts.values()
+        for state in states
+        if state.status == FIRING and _unseen(state, seen=seen, skip_budgets=skip_budgets, now=now)
+    ]
+    ended = evaluation_repo.firing_alerts_of_periods_ended_by(session, now)
+    for row in itertools.chain(open_periods, ended):
+        if not _unseen(row, seen=seen, skip_budgets=skip_budgets, now=now):
             continue
-        if row.starts_at > now:
-            continue  # evaluating "as of" an earlier instant cannot judge an alert that started later
         row.status, row.pending_flips, row.updated_at = RESOLVED, 0, now
         row.ends_at = min(row.period_end, now)
         session.flush()
@@ -243,8 +388,15 @@ def _resolve_unseen(
         report.resolved += 1
 
 
-def _store_status(session: Session, spec: BudgetSpec, tenant: str, ev: logic.ScopeEvaluation, *, now: datetime) -> None:
-    values = {
+def _unseen(alert: AlertState | AlertRow, *, seen: set[str], skip_budgets: set[str], now: datetime) -> bool:
+    # Evaluating "as of" an earlier instant cannot judge an alert that started later.
+    return alert.fingerprint not in seen and alert.budget_id not in skip_budgets and alert.starts_at <= now
+
+
+def _status_row(spec: BudgetSpec, tenant: str, ev: logic.ScopeEvaluation, *, now: datetime) -> dict[str, Any]:
+    return {
+        "budget_id": spec.id,
+        "tenant": tenant,
         "pipeline": spec.pipeline,
         "model": spec.model,
         "period": ev.period.label,
@@ -261,22 +413,3 @@ def _store_status(session: Session, spec: BudgetSpec, tenant: str, ev: logic.Sco
         "state": ev.state,
         "evaluated_at": now,
     }
-    row = session.get(BudgetStatusRow, (spec.id, tenant))
-    if row is None:
-        session.add(BudgetStatusRow(budget_id=spec.id, tenant=tenant, **values))
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
-    session.flush()
-
-
-def _drop_stale_status(session: Session, *, live: set[tuple[str, str]], skip_budgets: set[str]) -> None:
-    stale = [
-        (budget_id, tenant)
-        for budget_id, tenant in session.execute(select(BudgetStatusRow.budget_id, BudgetStatusRow.tenant))
-        if (budget_id, tenant) not in live and budget_id not in skip_budgets
-    ]
-    for budget_id, tenant in stale:
-        session.execute(
-            delete(BudgetStatusRow).where(BudgetStatusRow.budget_id == budget_id, BudgetStatusRow.tenant == tenant)
-        )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from costguard.alerts.models import AlertRow
 from costguard.budgets.schemas import ALL
-from costguard.usage.models import UsageRollup
+from costguard.usage.models import UsageRollup, UsageRollupPending
 
 
 def alerts_fired_since(session: Session, since: datetime) -> Sequence[AlertRow]:
@@ -21,12 +21,16 @@ def alerts_fired_since(session: Session, since: datetime) -> Sequence[AlertRow]:
 def period_spend(
     session: Session, *, tenant: str, pipeline: str, model: str, start: datetime, end: datetime
 ) -> Decimal:
-    conditions = [UsageRollup.tenant == tenant, UsageRollup.bucket_start >= start, UsageRollup.bucket_start < end]
-    if pipeline != ALL:
-        conditions.append(UsageRollup.pipeline == pipeline)
-    if model != ALL:
-        conditions.append(UsageRollup.model == model)
-    if session.get_bind().dialect.name == "postgresql":
-        return Decimal(session.scalar(select(func.coalesce(func.sum(UsageRollup.cost), 0)).where(*conditions)) or 0)
-    # SQLite stores money as exact text; add it up in Python.
-    return sum(session.scalars(select(UsageRollup.cost).where(*conditions)), Decimal(0))
+    """Exact spend of a scope over ``[start, end)``: folded rollups plus deltas the worker has not folded yet."""
+    total = Decimal(0)
+    for table in (UsageRollup, UsageRollupPending):
+        conditions = [table.tenant == tenant, table.bucket_start >= start, table.bucket_start < end]
+        if pipeline != ALL:
+            conditions.append(table.pipeline == pipeline)
+        if model != ALL:
+            conditions.append(table.model == model)
+        if session.get_bind().dialect.name == "postgresql":
+            total += Decimal(session.scalar(select(func.coalesce(func.sum(table.cost), 0)).where(*conditions)) or 0)
+        else:  # SQLite stores money as exact text; add it up in Python.
+            total += sum(session.scalars(select(table.cost).where(*conditions)), Decimal(0))
+    return total

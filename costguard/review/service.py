@@ -10,14 +10,12 @@ from sqlalchemy.orm import Session
 from costguard.budgets import repository as budgets_repo
 from costguard.budgets.periods import period_containing
 from costguard.config import Settings
-from costguard.evaluation.rollup import fold_pending
 from costguard.review import repository
 from costguard.review.logic import PastAlert, Review, review
 
 
 def review_alerts(session: Session, *, settings: Settings, now: datetime, days: int) -> Review:
     """Judge every alert that started in the last ``days`` days by the spend recorded since."""
-    fold_pending(session)  # judge against every committed record, not just what the last cycle saw
     budgets = {row.id: budgets_repo.row_to_spec(row) for row in budgets_repo.list_rows(session)}
     past: list[PastAlert] = []
     for alert in repository.alerts_fired_since(session, now - timedelta(days=days)):

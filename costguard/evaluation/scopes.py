@@ -1,0 +1,49 @@
+"""Which usage a budget scope covers in the cycle being run: pure data, shared by SQL and Python paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+ALL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetWindow:
+    """One budget's scope and current period ``[period_start, period_end)`` as of the cycle's instant."""
+
+    budget_id: str
+    tenant: str
+    pipeline: str
+    model: str
+    period_start: datetime
+    period_end: datetime
+
+    @property
+    def basis(self) -> str:
+        """Identity of what the budget's stored spend sums; a change means it must be rebuilt."""
+        return "\x1f".join(
+            (self.tenant, self.pipeline, self.model, self.period_start.isoformat(), self.period_end.isoformat())
+        )
+
+    def covers(self, tenant: str, pipeline: str, model: str) -> bool:
+        return (
+            (self.tenant == ALL or self.tenant == tenant)
+            and (self.pipeline == ALL or self.pipeline == pipeline)
+            and (self.model == ALL or self.model == model)
+        )
+
+    def in_period(self, bucket_start: datetime) -> bool:
+        return self.period_start <= bucket_start < self.period_end
+
+
+@dataclass(slots=True)
+class RecentSpend:
+    """Spend of one scope over the burn-rate windows ``[now - short, now)`` and ``[now - long, now)``."""
+
+    short_window: Decimal
+    long_window: Decimal
+
+
+ScopeKey = tuple[str, str]  # (budget_id, tenant)
