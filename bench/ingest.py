@@ -148,10 +148,16 @@ def batches(path: Path, size: int) -> Iterator[bytes]:
             yield b"".join(chunk)
 
 
-def http_ingest(sa_url: str, path: Path, *, batch: int, clients: int, log: Path) -> float:
+def http_ingest(sa_url: str, path: Path, *, batch: int, clients: int, web_workers: int, log: Path) -> float:
     """Timed: POST every batch once, from ``clients`` threads, to a real ``costguard serve`` process."""
     port = free_port()
-    env = {**os.environ, "COSTGUARD_DATABASE_URL": sa_url, "COSTGUARD_PORT": str(port), "COSTGUARD_HOST": "127.0.0.1"}
+    env = {
+        **os.environ,
+        "COSTGUARD_DATABASE_URL": sa_url,
+        "COSTGUARD_PORT": str(port),
+        "COSTGUARD_HOST": "127.0.0.1",
+        "COSTGUARD_WEB_WORKERS": str(web_workers),
+    }
     created = subprocess.run(
         [str(BIN / "costguard"), "tokens", "create", "--role", "ingest", "--name", "bench"],
         env=env,
@@ -226,6 +232,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=int(os.environ.get("N", 1_000_000)))
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--web-workers", type=int, default=2, help="COSTGUARD_WEB_WORKERS of the server")
     args = parser.parse_args()
     n = args.records
     name = f"costguard_bench_{uuid.uuid4().hex[:8]}"
@@ -251,7 +258,14 @@ def main() -> None:
             assert count(url) == n, "file ingest did not store every record"
             with psycopg.connect(url) as conn:
                 conn.execute("TRUNCATE usage_records, usage_rollup_pending")
-            http_s = http_ingest(sa_url, data, batch=args.batch, clients=args.clients, log=work / "serve.log")
+            http_s = http_ingest(
+                sa_url,
+                data,
+                batch=args.batch,
+                clients=args.clients,
+                web_workers=args.web_workers,
+                log=work / "serve.log",
+            )
             assert count(url) == n, "HTTP ingest did not store every record"
 
             rates = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -110,8 +111,23 @@ def serve(
     _logging()
     rt = _runtime("costguard-serve")
     _first_admin_token(rt)
-    application = create_app(rt.settings, rt.factory, run_scheduler=not no_scheduler)
-    uvicorn.run(application, host=rt.settings.host, port=rt.settings.port, log_level="info")
+    settings = rt.settings
+    if no_scheduler:
+        settings = settings.model_copy(update={"serve_scheduler": False})
+        os.environ["COSTGUARD_SERVE_SCHEDULER"] = "false"  # seen by worker processes too
+    if settings.web_workers > 1:
+        # Several processes need an import string; each builds its app from the same environment.
+        uvicorn.run(
+            "costguard.api.app:create_app_from_environment",
+            factory=True,
+            workers=settings.web_workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+        )
+        return
+    application = create_app(settings, rt.factory, run_scheduler=settings.serve_scheduler)
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level="info")
 
 
 @app.command()

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     external_url: str = "http://127.0.0.1:8000"
     runbook_base_url: str = ""
     budgets_dir: str = "budgets"
+    # serve: how many uvicorn worker processes answer requests, and whether serve also runs the
+    # evaluation cycle (the database guard keeps it to one runner however many there are).
+    web_workers: int = Field(default=1, ge=1, le=64)
+    serve_scheduler: bool = True
     # Alert delivery: how often firing alerts are re-sent to Alertmanager, and when a
     # notification nobody accepted is given up (dead-lettered).
     alert_resend_interval_seconds: float = Field(default=60, gt=0)

@@ -56,6 +56,18 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *, run_schedu
     return app
 
 
+def create_app_from_environment() -> FastAPI:
+    """For ``serve`` with several worker processes: settings from the environment, schema already checked."""
+    from costguard.config import get_settings
+    from costguard.logs import configure
+    from costguard.runtime import open_runtime
+
+    configure()
+    settings = get_settings()
+    runtime = open_runtime(settings, application_name="costguard-serve", check_schema=False)
+    return create_app(settings, runtime.factory, run_scheduler=settings.serve_scheduler)
+
+
 def _error(status: int, message: str, details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": message}
     if details is not None:
