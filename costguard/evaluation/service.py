@@ -18,7 +18,6 @@ from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, Step, step, uncha
 from costguard.alerts.models import AlertRow
 from costguard.alerts.payloads import AlertContext, alert_annotations, alert_labels, alertmanager_alert
 from costguard.budgets import repository as budgets_repo
-from costguard.budgets.models import BudgetRow
 from costguard.budgets.periods import Period, period_containing
 from costguard.budgets.schemas import BudgetSpec
 from costguard.config import Settings
@@ -194,7 +193,7 @@ def _run_candidates(
 def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
     """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
     plans: list[_Plan] = []
-    for row in budgets_repo.list_rows(session):
+    for row in budgets_repo.plain_rows(session):
         try:
             spec = _spec(row)
             zone = ZoneInfo(spec.timezone or settings.timezone)
@@ -211,7 +210,7 @@ _SPECS: dict[tuple[Any, ...], BudgetSpec] = {}
 _SPECS_MAX = 100_000
 
 
-def _spec(row: BudgetRow) -> BudgetSpec:
+def _spec(row: Any) -> BudgetSpec:
     identity = (
         row.id,
         row.version,

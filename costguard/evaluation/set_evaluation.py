@@ -27,6 +27,7 @@ from costguard.evaluation.repository import STATUS_COLUMNS, AlertState
 from costguard.evaluation.rollup import RECENT_SQL
 from costguard.evaluation.scopes import RecentSpend, ScopeKey
 
+WORK_MEM = "64MB"
 # Relative margin of every float comparison: far above one rounding step, far below any real change.
 MARGIN = 1e-9
 # Every division gets this many decimals (Python's Decimal keeps 28 significant digits): both sides
@@ -256,6 +257,9 @@ def _arithmetic_params() -> dict[str, object]:
 
 def evaluate(session: Session, plans: Sequence[PlanRow], *, now: datetime) -> Evaluated:
     """Write every scope's status and return the scopes whose alerts may move (after ``rollup.sync``)."""
+    # The recent-window GROUPING SETS over tens of thousands of rollup rows spill to disk at the
+    # default 4MB; this transaction only.
+    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     _load_plans(session, plans)
     session.execute(text(_EVAL_TABLE))
     session.execute(text("TRUNCATE cycle_eval"))
