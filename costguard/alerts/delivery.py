@@ -199,12 +199,18 @@ def _resend_firing(
 ) -> int:
     """Re-send every firing alert to each Alertmanager whose last send is older than the resend interval."""
     interval = timedelta(seconds=settings.alert_resend_interval_seconds)
+    due = []
+    for url in settings.alertmanager_urls:
+        state = repository.receiver_state(session, f"alertmanager:{url}")
+        if state.last_resend_at is None or now - state.last_resend_at >= interval:
+            due.append((url, state))
+    if not due:
+        return 0  # the common cycle: nothing to refresh, so the firing alerts are not even loaded
     firing = [a for a in repository.firing(session) if a.period_end > now]
     sent = 0
-    for url in settings.alertmanager_urls:
+    for url, state in due:
         receiver = f"alertmanager:{url}"
-        state = repository.receiver_state(session, receiver)
-        if not firing or (state.last_resend_at is not None and now - state.last_resend_at < interval):
+        if not firing:
             continue
         if repository.next_batch(session, receiver, now=now + timedelta(days=36500), limit=1):
             continue  # transitions still queued: order matters more than the refresh

@@ -61,15 +61,31 @@ def _ratio(part: Decimal, whole: Decimal) -> float:
     return float(part / whole) if whole else 0.0
 
 
-def forecast_spend(period: Period, at: datetime, spend: Decimal, long_window_spend: Decimal) -> Decimal:
-    """Projected spend at the period's end: period-to-date pace blended with the last hours' pace."""
+@dataclass(frozen=True, slots=True)
+class PeriodClock:
+    """The seconds a forecast and a burn rate divide by, as exact decimals (shared with the SQL evaluation)."""
+
+    elapsed: Decimal
+    remaining: Decimal
+    recent_window: Decimal
+    length: Decimal
+
+
+def period_clock(period: Period, at: datetime) -> PeriodClock:
     elapsed = Decimal(str(max((min(at, period.end) - period.start).total_seconds(), 0.0)))
     remaining = Decimal(str(max((period.end - max(at, period.start)).total_seconds(), 0.0)))
+    window = Decimal(str(min(LONG_WINDOW.total_seconds(), float(elapsed))))
+    return PeriodClock(elapsed, remaining, window, Decimal(str(period.length_seconds)))
+
+
+def forecast_spend(period: Period, at: datetime, spend: Decimal, long_window_spend: Decimal) -> Decimal:
+    """Projected spend at the period's end: period-to-date pace blended with the last hours' pace."""
+    clock = period_clock(period, at)
+    elapsed, remaining = clock.elapsed, clock.remaining
     if elapsed == 0 or remaining == 0:
         return spend
     period_pace = spend / elapsed
-    window = Decimal(str(min(LONG_WINDOW.total_seconds(), float(elapsed))))
-    recent_pace = long_window_spend / window
+    recent_pace = long_window_spend / clock.recent_window
     pace = (1 - RECENT_PACE_WEIGHT) * period_pace + RECENT_PACE_WEIGHT * recent_pace
     return spend + max(pace, Decimal(0)) * remaining
 

@@ -101,7 +101,8 @@ _FOLD_POSTGRES = text(
     """
 )
 
-_RECENT_POSTGRES = text(
+# Short- and long-window spend of every budget scope in ``cycle_budgets`` (also a CTE of set_evaluation).
+RECENT_SQL = (
     "WITH w AS (SELECT tenant, pipeline, model, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short), 0) AS short,"
     " SUM(cost) AS long FROM usage_rollups WHERE bucket_start >= :long AND bucket_start < :now"
     " GROUP BY tenant, pipeline, model),"
@@ -110,6 +111,7 @@ _RECENT_POSTGRES = text(
     + ")"
     + _MATCH.format(columns="g.short, g.long", extra="")
 )
+_RECENT_POSTGRES = text(RECENT_SQL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,10 @@ from costguard.alerts.logic import FIRING, RESOLVED, AlertKey, Step, step, uncha
 from costguard.alerts.models import AlertRow
 from costguard.alerts.payloads import AlertContext, alert_annotations, alert_labels, alertmanager_alert
 from costguard.budgets import repository as budgets_repo
-from costguard.budgets.models import BudgetRow
 from costguard.budgets.periods import Period, period_containing
 from costguard.budgets.schemas import BudgetSpec
 from costguard.config import Settings
-from costguard.evaluation import logic, rollup
+from costguard.evaluation import logic, rollup, set_evaluation
 from costguard.evaluation import repository as evaluation_repo
 from costguard.evaluation.repository import AlertState
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
@@ -81,6 +80,15 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
     windows = [plan.window for plan in plans]
     synced = rollup.sync(session, windows)
     report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
+    if session.get_bind().dialect.name == "postgresql":
+        try:
+            with session.begin_nested():
+                evaluated_in_sql = set_evaluation.evaluate(session, [_plan_row(p, now=now) for p in plans], now=now)
+        except Exception:  # e.g. a numeric overflow in one budget: judge this cycle budget by budget
+            log.warning("evaluation.set_based_failed", exc_info=True)
+        else:
+            _run_candidates(session, plans, evaluated_in_sql, settings=settings, now=now, report=report)
+            return report
     inputs = _read_inputs(session, windows, now=now)
     seen: set[str] = set()
     evaluated: list[tuple[_Plan, list[_Scope]]] = []
@@ -114,10 +122,78 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
     return report
 
 
+def _plan_row(plan: _Plan, *, now: datetime) -> set_evaluation.PlanRow:
+    spec, period = plan.spec, plan.period
+    return set_evaluation.PlanRow(
+        budget_id=spec.id,
+        tenant=spec.tenant,
+        pipeline=spec.pipeline,
+        model=spec.model,
+        template=spec.is_template,
+        period=period.label,
+        period_start=period.start,
+        period_end=period.end,
+        currency=spec.currency,
+        amount=spec.amount,
+        clock=logic.period_clock(period, now),
+        time_left=(period.end - now).total_seconds(),
+        thresholds=tuple(spec.thresholds),
+        labels=tuple(logic.threshold_label(t) for t in spec.thresholds),
+        forecast=spec.forecast,
+    )
+
+
+def _run_candidates(
+    session: Session,
+    plans: list[_Plan],
+    evaluated: set_evaluation.Evaluated,
+    *,
+    settings: Settings,
+    now: datetime,
+    report: CycleReport,
+) -> None:
+    """After the set-based pass: judge only the scopes whose alerts may move, exactly as the Python path does."""
+    by_budget: dict[str, list[str]] = defaultdict(list)
+    for candidate in evaluated.candidates:
+        by_budget[candidate.key[0]].append(candidate.key[1])
+    alerts: dict[tuple[str, str], list[AlertState]] = defaultdict(list)
+    for row in set_evaluation.candidate_alerts(session, [c.key for c in evaluated.candidates], now=now):
+        alerts[(row.budget_id, row.tenant)].append(row)
+    inputs = _Inputs(
+        spend={c.key: c.spend for c in evaluated.candidates},
+        recent={c.key: c.recent for c in evaluated.candidates},
+        known=set(),
+        alerts=alerts,
+    )
+    seen: set[str] = set()
+    moves: list[tuple[_Plan, list[_Move]]] = []
+    planned_failures = len(report.failures)
+    for plan in plans:
+        tenants = by_budget.get(plan.spec.id)
+        if not tenants:
+            continue
+        try:
+            scopes = _evaluate_scopes(plan, tenants, inputs, now=now)
+            budget_moves = [m for scope in scopes for m in _alert_moves(plan, scope, inputs, seen=seen)]
+        except Exception as exc:  # one broken budget must not stop the others
+            report.failures[plan.spec.id] = f"{type(exc).__name__}: {exc}"
+            log.exception("evaluation.budget_failed", extra={"budget": plan.spec.id})
+            continue
+        if budget_moves:
+            moves.append((plan, budget_moves))
+    _apply_moves(session, moves, settings=settings, now=now, report=report)
+    failed = sorted(report.failures)
+    for alert_id in set_evaluation.unseen_firing(session, now=now, failed=failed):
+        _resolve(session, evaluation_repo.load_alert(session, alert_id), settings=settings, now=now, report=report)
+    set_evaluation.delete_stale_statuses(session, failed=failed)
+    report.budgets_evaluated = len(plans) - (len(report.failures) - planned_failures)
+    report.scopes_evaluated = evaluated.scopes
+
+
 def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
     """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
     plans: list[_Plan] = []
-    for row in budgets_repo.list_rows(session):
+    for row in budgets_repo.plain_rows(session):
         try:
             spec = _spec(row)
             zone = ZoneInfo(spec.timezone or settings.timezone)
@@ -134,7 +210,7 @@ _SPECS: dict[tuple[Any, ...], BudgetSpec] = {}
 _SPECS_MAX = 100_000
 
 
-def _spec(row: BudgetRow) -> BudgetSpec:
+def _spec(row: Any) -> BudgetSpec:
     identity = (
         row.id,
         row.version,
@@ -185,6 +261,11 @@ def _evaluate_budget(plan: _Plan, inputs: _Inputs, *, now: datetime) -> list[_Sc
     """Pure: the budget's scopes (one per tenant for templates) judged from the inputs read up front."""
     spec = plan.spec
     tenants = sorted(inputs.tenants.get(spec.id, ())) if spec.is_template else [spec.tenant]
+    return _evaluate_scopes(plan, tenants, inputs, now=now)
+
+
+def _evaluate_scopes(plan: _Plan, tenants: list[str], inputs: _Inputs, *, now: datetime) -> list[_Scope]:
+    spec = plan.spec
     scopes: list[_Scope] = []
     for tenant in tenants:
         recent = inputs.recent.get((spec.id, tenant))
@@ -379,13 +460,16 @@ def _resolve_unseen(
     ]
     ended = evaluation_repo.firing_alerts_of_periods_ended_by(session, now)
     for row in itertools.chain(open_periods, ended):
-        if not _unseen(row, seen=seen, skip_budgets=skip_budgets, now=now):
-            continue
-        row.status, row.pending_flips, row.updated_at = RESOLVED, 0, now
-        row.ends_at = min(row.period_end, now)
-        session.flush()
-        _notify(session, row, event=RESOLVED, settings=settings, now=now)
-        report.resolved += 1
+        if _unseen(row, seen=seen, skip_budgets=skip_budgets, now=now):
+            _resolve(session, row, settings=settings, now=now, report=report)
+
+
+def _resolve(session: Session, row: AlertRow, *, settings: Settings, now: datetime, report: CycleReport) -> None:
+    row.status, row.pending_flips, row.updated_at = RESOLVED, 0, now
+    row.ends_at = min(row.period_end, now)
+    session.flush()
+    _notify(session, row, event=RESOLVED, settings=settings, now=now)
+    report.resolved += 1
 
 
 def _unseen(alert: AlertState | AlertRow, *, seen: set[str], skip_budgets: set[str], now: datetime) -> bool:
