@@ -56,7 +56,9 @@ def money_text(amount: Decimal) -> str:
     """Canonical text of an amount: plain notation, no exponent, no trailing zeros beyond what is needed."""
     if amount == 0:
         return "0"
-    text = format(amount.normalize(), "f")
+    text = format(amount, "f")  # exact at any precision, unlike normalize(), which rounds to the context
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
 
 

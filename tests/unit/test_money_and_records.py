@@ -67,3 +67,22 @@ def test_same_content_same_hash_and_different_cost_differs():
 def test_offsets_are_normalised_to_utc():
     parsed = parse_usage(record(timestamp="2026-12-04T11:15:00+01:00"), currency="USD")
     assert parsed.timestamp.isoformat() == "2026-12-04T10:15:00+00:00"
+
+
+def test_the_largest_costs_stay_exact_in_text_and_in_sums():
+    largest = parse_money("999999999999999999.999999999999")
+    assert money_text(largest) == "999999999999999999.999999999999"
+    assert money_text(largest + largest) == "1999999999999999999.999999999998"
+    assert money_text(parse_money("1E+5")) == "100000"
+    assert money_text(parse_money("0.50")) == "0.5"
+
+
+def test_sums_in_other_threads_are_exact_too():
+    import threading
+
+    found = []
+    big = parse_money("123456789012345678.123456789012")
+    worker = threading.Thread(target=lambda: found.append(money_text(big + big)))
+    worker.start()
+    worker.join()
+    assert found == ["246913578024691356.246913578024"]
