@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from costguard.alerts.logic import FIRING
@@ -148,3 +148,18 @@ def notifications_of(session: Session, alert_ids: Sequence[int]) -> dict[int, li
     for row in rows:
         found.setdefault(row.alert_id, []).append(row)
     return found
+
+
+def last_notification_id(session: Session) -> int:
+    return int(session.scalar(select(func.coalesce(func.max(AlertNotification.id), 0))) or 0)
+
+
+def stamp_queued_after(session: Session, last_id: int, *, queued_at: datetime) -> None:
+    """Give notifications queued after ``last_id`` the wall-clock time they were really queued at."""
+    session.flush()
+    session.execute(
+        update(AlertNotification)
+        .where(AlertNotification.id > last_id, AlertNotification.status == PENDING)
+        .values(created_at=queued_at, next_attempt_at=queued_at)
+        .execution_options(synchronize_session=False)
+    )

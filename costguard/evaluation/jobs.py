@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from costguard.alerts import repository as alerts_repo
 from costguard.alerts.delivery import DeliveryReport, deliver
 from costguard.config import Settings
 from costguard.db import utcnow
@@ -45,7 +46,12 @@ def run_evaluation_cycle(
     evaluation: CycleReport | None = None
     with exclusive(factory, CYCLE, lease=lease) as session:
         if session is not None:
+            last_queued = alerts_repo.last_notification_id(session)
             evaluation = run_cycle(session, settings=settings, now=at or clock())
+            if at is not None:
+                # Evaluated "as of" another instant, but queued now: retries and the dead-letter
+                # age count from the wall clock, not from a backdated instant.
+                alerts_repo.stamp_queued_after(session, last_queued, queued_at=clock())
             _record(session, evaluation, duration=time.perf_counter() - started, finished=clock())
     if evaluation is not None:
         log.info(

@@ -302,3 +302,19 @@ def test_resolve_and_refire_during_an_outage_reach_alertmanager_as_two_episodes(
         ("2026-12-04T12:00:00Z", "2026-12-04T12:02:00Z"),  # the first episode, resolved when it was
         ("2026-12-04T12:04:00Z", "2026-12-04T16:10:00Z"),  # the second, firing: 4 x 3600 s ahead of now
     ]
+
+
+def test_a_backdated_evaluation_queues_notifications_at_the_wall_clock(db):
+    with http_receiver() as webhook:
+        webhook.status = 503
+        api = make_api(db, webhook_urls=f"{webhook.url}/hook", alert_dead_letter_after_seconds=60, **RETRY)
+        add_budget(db, {"id": "acme-monthly", "tenant": "acme", "amount": "100", "thresholds": [0.8]})
+        api.post_usage([usage("a", "85", timestamp="2026-11-10T10:00:00Z")])
+        wall = datetime(2026, 12, 20, 12, tzinfo=UTC)
+        # Evaluated as of November, delivered (and failing) in December: the notification is
+        # seconds old, not weeks, so it is retried rather than dead-lettered at its first failure.
+        run_evaluation_cycle(api.db.factory, api.settings, at=datetime(2026, 11, 15, tzinfo=UTC), clock=lambda: wall)
+        [approaching] = alerts(api)
+        [delivery] = approaching["deliveries"]
+        assert delivery["status"] == "pending" and delivery["attempts"] == 1
+        assert delivery["created_at"].startswith("2026-12-20T12:00:00")
