@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -101,3 +102,18 @@ def pg(postgres_server: str) -> Iterator[Database]:
     finally:
         _truncate_all(engine)
         engine.dispose()
+
+
+@pytest.fixture
+def cli(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Run ``costguard ARGS...`` in-process against the test database: ``cli("status", "--format", "json")``."""
+    from typer.testing import CliRunner
+
+    from costguard.cli import app
+    from costguard.config import get_settings
+
+    monkeypatch.setenv("COSTGUARD_DATABASE_URL", db.url)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args, input=None: runner.invoke(app, list(args), input=input)
+    get_settings.cache_clear()

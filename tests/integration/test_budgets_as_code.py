@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from costguard.budgets.files import apply, load_dir, plan
 from costguard.budgets.service import Actor, list_budgets
 from costguard.db import transaction, utcnow
@@ -51,18 +49,11 @@ def test_plan_shows_create_update_and_delete(db, tmp_path):
     ]
 
 
-def test_apply_of_a_folder_with_one_invalid_file_changes_nothing(db, tmp_path, monkeypatch):
-    from costguard.cli import app
-    from costguard.config import get_settings
+def test_apply_of_a_folder_with_one_invalid_file_changes_nothing(db, tmp_path, cli):
 
     write(tmp_path, "a.yaml", "id: good\ntenant: acme\namount: 10\n")
     write(tmp_path, "b.yaml", "id: bad\ntenant: acme\namount: ten\n")
-    monkeypatch.setenv("COSTGUARD_DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["budgets", "apply", str(tmp_path)])
-    finally:
-        get_settings.cache_clear()
+    result = cli("budgets", "apply", str(tmp_path))
     assert result.exit_code == 1
     assert f"{tmp_path / 'b.yaml'}:1: amount:" in result.output
     assert "nothing was changed" in result.output

@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
 from costguard.evaluation.jobs import run_evaluation_cycle
 from tests.helpers.app import add_budget, make_api, usage
@@ -141,19 +140,12 @@ def test_budgets_as_code_apply_then_list(db, tmp_path: Path):
     assert acme["managed_by_file"].endswith("acme.yaml")
 
 
-def test_cli_status_json_matches_the_api(db, monkeypatch):
-    from costguard.cli import app
-    from costguard.config import get_settings
+def test_cli_status_json_matches_the_api(db, cli):
 
     api = make_api(db)
     add_budget(db, {"id": "tmpl", "tenant": "*", "amount": "10"})
     api.post_usage([usage("a", "1", tenant="acme"), usage("b", "12", tenant="globex")])
-    monkeypatch.setenv("COSTGUARD_DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["status", "--at", "2026-12-04T12:00:00Z", "--format", "json"])
-    finally:
-        get_settings.cache_clear()
+    result = cli("status", "--at", "2026-12-04T12:00:00Z", "--format", "json")
     assert result.exit_code == 0, result.output
     documents = json.loads(result.stdout)
     assert [(d["tenant"], d["state"]) for d in documents] == [("acme", "ok"), ("globex", "exceeded")]

@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from typer.testing import CliRunner
-
-from costguard.config import get_settings
 from costguard.evaluation.jobs import run_evaluation_cycle
 from tests.helpers.app import add_budget, make_api, usage
 
 
-def test_review_counts_a_credited_alert_and_a_failed_forecast_as_false_positives(db, monkeypatch):
-    from costguard.cli import app
+def test_review_counts_a_credited_alert_and_a_failed_forecast_as_false_positives(db, cli):
 
     api = make_api(db)
     add_budget(db, {"id": "acme", "tenant": "acme", "amount": "100", "thresholds": [0.8], "forecast": True})
@@ -26,12 +22,7 @@ def test_review_counts_a_credited_alert_and_a_failed_forecast_as_false_positives
     run_evaluation_cycle(db.factory, api.settings, at=datetime(2026, 11, 20, 12, tzinfo=UTC))
     api.post_usage([usage("g2", "-30", tenant="globex", kind="adjustment", timestamp="2026-11-21T10:00:00Z")])
 
-    monkeypatch.setenv("COSTGUARD_DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["review", "--days", "3650", "--format", "json"])
-    finally:
-        get_settings.cache_clear()
+    result = cli("review", "--days", "3650", "--format", "json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["alerts"] == {

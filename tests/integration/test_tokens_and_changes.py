@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from costguard.auth.models import ApiToken
-from costguard.config import get_settings
 from costguard.db import transaction
 from costguard.evaluation.jobs import run_evaluation_cycle
 from tests.helpers.app import add_budget, make_api, usage
-
-
-@pytest.fixture
-def cli(db, monkeypatch):
-    from costguard.cli import app
-
-    monkeypatch.setenv("COSTGUARD_DATABASE_URL", db.url)
-    get_settings.cache_clear()
-    runner = CliRunner()
-    yield lambda *args: runner.invoke(app, list(args))
-    get_settings.cache_clear()
 
 
 def test_token_secret_is_printed_once_on_the_last_line_and_only_its_hash_is_stored(db, cli):
