@@ -17,16 +17,6 @@ DELIVERED = "delivered"
 DEAD = "dead"
 
 
-def by_fingerprints(session: Session, fingerprints: Sequence[str]) -> dict[str, AlertRow]:
-    found: dict[str, AlertRow] = {}
-    for start in range(0, len(fingerprints), 500):
-        chunk = fingerprints[start : start + 500]
-        found.update(
-            {row.fingerprint: row for row in session.scalars(select(AlertRow).where(AlertRow.fingerprint.in_(chunk)))}
-        )
-    return found
-
-
 def firing(session: Session) -> Sequence[AlertRow]:
     return session.scalars(select(AlertRow).where(AlertRow.status == FIRING).order_by(AlertRow.id)).all()
 

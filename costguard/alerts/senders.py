@@ -25,10 +25,6 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify(body: bytes, secret: str, header: str) -> bool:
-    return hmac.compare_digest(sign(body, secret), header)
-
-
 def _post(
     client: httpx.Client, url: str, body: bytes, headers: dict[str, str], *, permanent_statuses: frozenset[int]
 ) -> None:

@@ -30,7 +30,7 @@ def lock_key(name: str) -> int:
 @contextmanager
 def exclusive(factory: sessionmaker[Session], name: str, *, lease: timedelta) -> Iterator[Session | None]:
     """Yield a session in a transaction if this process won ``name``, else None (someone else runs it)."""
-    with transaction(factory) as probe:
+    with factory() as probe:  # get_bind() only looks at the engine: no connection, no transaction
         dialect = probe.get_bind().dialect.name
     if dialect == "postgresql":
         with transaction(factory) as session:

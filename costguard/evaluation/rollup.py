@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from costguard.evaluation import rollup_python
 from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
-from costguard.usage.models import UsageTotal
 
 # The budgets of this cycle, visible to the set-based statements below; dropped at commit.
 _CYCLE_TABLE = """
@@ -174,7 +173,3 @@ def recent_spend(
         return rollup_python.recent(session, windows, short_start=short_start, long_start=long_start, now=now)
     rows = session.execute(_RECENT_POSTGRES, {"short": short_start, "long": long_start, "now": now})
     return {(budget_id, tenant): RecentSpend(Decimal(short), Decimal(long)) for budget_id, tenant, short, long in rows}
-
-
-def totals(session: Session) -> Iterable[UsageTotal]:
-    return session.scalars(select(UsageTotal)).all()

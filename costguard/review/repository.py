@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from costguard.alerts.models import AlertRow
-from costguard.budgets.schemas import ALL
-from costguard.usage.models import UsageRollup, UsageRollupPending
+from costguard.usage.spend import Scope, scope_cost
 
 
 def alerts_fired_since(session: Session, since: datetime) -> Sequence[AlertRow]:
@@ -22,15 +21,4 @@ def period_spend(
     session: Session, *, tenant: str, pipeline: str, model: str, start: datetime, end: datetime
 ) -> Decimal:
     """Exact spend of a scope over ``[start, end)``: folded rollups plus deltas the worker has not folded yet."""
-    total = Decimal(0)
-    for table in (UsageRollup, UsageRollupPending):
-        conditions = [table.tenant == tenant, table.bucket_start >= start, table.bucket_start < end]
-        if pipeline != ALL:
-            conditions.append(table.pipeline == pipeline)
-        if model != ALL:
-            conditions.append(table.model == model)
-        if session.get_bind().dialect.name == "postgresql":
-            total += Decimal(session.scalar(select(func.coalesce(func.sum(table.cost), 0)).where(*conditions)) or 0)
-        else:  # SQLite stores money as exact text; add it up in Python.
-            total += sum(session.scalars(select(table.cost).where(*conditions)), Decimal(0))
-    return total
+    return scope_cost(session, Scope(tenant, pipeline, model, start, end), include_pending=True)

@@ -1,13 +1,8 @@
-"""Read queries only the console needs: the paginated overview, spend per bucket, breakdowns.
-
-PostgreSQL sums money in SQL; SQLite stores money as text (its NUMERIC is a float), so there the
-rows are summed exactly in Python, as the evaluation rollup does.
-"""
+"""Read queries only the console needs: the paginated overview, spend per bucket, breakdowns."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +17,7 @@ from costguard.budgets.models import BudgetRow
 from costguard.budgets.schemas import ALL
 from costguard.evaluation.models import BudgetStatusRow
 from costguard.usage.models import UsageRollup
+from costguard.usage.spend import Scope, grouped_cost
 
 SORTS = ("utilization", "forecast", "budget")
 NOT_EVALUATED = "pending"
@@ -100,49 +96,15 @@ def known_tenants(session: Session, *, viewer_tenant: str | None = None) -> list
     return [t for t in tenants if viewer_tenant is None or t == viewer_tenant]
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What a budget page charts: a scope (tenant None = every tenant) over ``[start, end)``."""
-
-    tenant: str | None
-    pipeline: str
-    model: str
-    start: datetime
-    end: datetime
-
-    def conditions(self) -> list[ColumnElement[bool]]:
-        conditions = [UsageRollup.bucket_start >= self.start, UsageRollup.bucket_start < self.end]
-        if self.tenant not in (None, ALL):
-            conditions.append(UsageRollup.tenant == self.tenant)
-        if self.pipeline != ALL:
-            conditions.append(UsageRollup.pipeline == self.pipeline)
-        if self.model != ALL:
-            conditions.append(UsageRollup.model == self.model)
-        return conditions
-
-
-def _grouped(
-    session: Session, keys: Sequence[Any], conditions: Sequence[ColumnElement[bool]]
-) -> list[tuple[tuple[Any, ...], Decimal]]:
-    """SUM(cost) grouped by ``keys``: in SQL on PostgreSQL, exactly in Python on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(select(*keys, func.sum(UsageRollup.cost)).where(*conditions).group_by(*keys))
-        return [(tuple(row[:-1]), Decimal(row[-1] or 0)) for row in rows]
-    sums: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
-    for row in session.execute(select(*keys, UsageRollup.cost).where(*conditions)):
-        sums[tuple(row[:-1])] += row[-1]
-    return list(sums.items())
-
-
 def spend_per_bucket(session: Session, scope: Scope) -> list[tuple[datetime, Decimal]]:
     """Spend of a scope per 15-minute bucket, oldest first: the chart's data."""
-    rows = _grouped(session, [UsageRollup.bucket_start], scope.conditions())
+    rows = grouped_cost(session, [UsageRollup.bucket_start], scope.conditions())
     return sorted((key[0], cost) for key, cost in rows)
 
 
 def breakdown(session: Session, scope: Scope) -> list[tuple[str, str, Decimal]]:
     """Spend of a scope by (pipeline, model), largest first."""
-    rows = _grouped(session, [UsageRollup.pipeline, UsageRollup.model], scope.conditions())
+    rows = grouped_cost(session, [UsageRollup.pipeline, UsageRollup.model], scope.conditions())
     named = [(str(k[0]) or NONE_LABEL, str(k[1]) or NONE_LABEL, cost) for k, cost in rows]
     return sorted(named, key=lambda r: (-r[2], r[0], r[1]))
 
@@ -168,7 +130,7 @@ def tenants_at_a_glance(
         conditions.append(UsageRollup.tenant == tenant)
     keys = [UsageRollup.tenant, UsageRollup.pipeline, UsageRollup.model]
     glances: dict[str, TenantGlance] = {}
-    for (name, pipeline, model), cost in _grouped(session, keys, conditions):
+    for (name, pipeline, model), cost in grouped_cost(session, keys, conditions):
         glance = glances.setdefault(str(name), TenantGlance(str(name)))
         glance.spend += cost
         glance.pipelines[str(pipeline) or NONE_LABEL] += cost
