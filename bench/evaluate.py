@@ -42,7 +42,9 @@ from costguard.usage.schemas import parse_usage
 from costguard.usage.service import ingest_batch
 
 DATA_START = datetime(2026, 9, 1, tzinfo=UTC)
-NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)  # late in the month: the naive query's worst ordinary case
+# Late in the month (the naive query's worst ordinary case), with room for the incremental rounds'
+# clock to move on before the month ends.
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 PERIOD_START = datetime(2026, 11, 1, tzinfo=UTC)
 ZONES = ["UTC", "Europe/Berlin", "Asia/Kolkata", "America/New_York"]
 
@@ -171,15 +173,28 @@ def _naive(conn: psycopg.Connection) -> list[tuple[str, str, str, Decimal]]:
     ).fetchall()
 
 
-def _new_records(args: argparse.Namespace, round_: int) -> list:
+def _span(args: argparse.Namespace) -> timedelta:
+    """How long the history's own pace takes to bring ``--new-records`` records."""
+    return timedelta(seconds=(NOW - DATA_START).total_seconds() * args.new_records / args.records)
+
+
+def _new_records(args: argparse.Namespace, round_: int) -> tuple[datetime, list]:
+    """What arrives during round ``round_``, and the instant its cycle runs (the end of that time).
+
+    The clock moves on with the records: they are what came in since the last cycle, at the
+    history's pace, so 1M and 10M runs see the same kind of traffic. (Piling them onto time the
+    history already covers would double the recent pace and fire an artificial alert storm.)
+    """
     rng = random.Random(round_)
-    # The new records arrive at the history's own pace (they are what came in since the last
-    # cycle), so 1M and 10M runs see the same kind of traffic and no artificial alert storm.
-    span = int((NOW - DATA_START).total_seconds() * args.new_records / args.records)
+    span = _span(args)
+    begin = NOW + span * round_
     records = []
     for i in range(args.new_records):
         late = rng.random() < 0.05  # some arrive days late and land in their old buckets
-        at = NOW - timedelta(seconds=rng.randrange(3 * 86400 if late else max(span, 1)))
+        if late:
+            at = begin - timedelta(seconds=rng.randrange(3 * 86400))
+        else:
+            at = begin + timedelta(seconds=rng.random() * span.total_seconds())
         records.append(
             parse_usage(
                 {
@@ -193,7 +208,7 @@ def _new_records(args: argparse.Namespace, round_: int) -> list:
                 currency="USD",
             )
         )
-    return records
+    return begin + span, records
 
 
 def main() -> None:
@@ -229,12 +244,14 @@ def main() -> None:
         factory = make_session_factory(engine)
         settings = Settings(database_url=url)  # type: ignore[call-arg]
         tick = iter(range(1, 10**6))
-
+        clock = [NOW]
         evaluation_only: list[float] = []
+        fired: list[int] = []
 
         def cycle() -> None:
-            outcome = run_evaluation_cycle(factory, settings, at=NOW + timedelta(seconds=next(tick)))
+            outcome = run_evaluation_cycle(factory, settings, at=clock[0] + timedelta(seconds=next(tick)))
             assert outcome.evaluation is not None and not outcome.evaluation.failures, outcome
+            fired.append(outcome.evaluation.fired)
             with transaction(factory) as session:
                 state = evaluation_state(session)
                 assert state is not None
@@ -244,12 +261,13 @@ def main() -> None:
         b = statistics.median(_timed(cycle) for _ in range(args.repeat))
         b_eval = statistics.median(evaluation_only[1:])
         del evaluation_only[:]
+        del fired[:]
         incremental = []
         for round_ in range(args.repeat):
-            batch = _new_records(args, round_)
+            clock[0], batch = _new_records(args, round_)
             with transaction(factory) as session:
                 for start in range(0, len(batch), 5000):
-                    ingest_batch(session, batch[start : start + 5000], now=NOW)
+                    ingest_batch(session, batch[start : start + 5000], now=clock[0])
             incremental.append(_timed(cycle))
         c = statistics.median(incremental)
         c_eval = statistics.median(evaluation_only)
@@ -266,7 +284,10 @@ def main() -> None:
         print(f"(0) first cycle, builds every budget's spend {first:8.3f} s  (once per budget and period)")
         print(f"(b) full evaluation cycle                    {b:8.3f} s   (b)/(a) = {b / a:.4f}")
         print(f"(c) incremental cycle, {args.new_records:,} new records    {c:8.3f} s   (c)/(a) = {c / a:.4f}")
-        print(f"    (c) runs: {', '.join(f'{x:.3f}' for x in incremental)}")
+        print(
+            f"    (c) runs: {', '.join(f'{x:.3f}' for x in incremental)}; each after {_span(args)} of traffic;"
+            f" alerts fired: {', '.join(map(str, fired))}"
+        )
         print(
             f"    evaluation alone (costguard_evaluation_duration_seconds): (b) {b_eval:.3f} s, (c) {c_eval:.3f} s;"
             f" the rest is the alert delivery step"

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from costguard.alerts.logic import FIRING
+from costguard.alerts.logic import FIRING, RESOLVED
 from costguard.alerts.models import AlertNotification, AlertRow, ReceiverState
 
 PENDING = "pending"
@@ -21,35 +21,63 @@ def firing(session: Session) -> Sequence[AlertRow]:
     return session.scalars(select(AlertRow).where(AlertRow.status == FIRING).order_by(AlertRow.id)).all()
 
 
-def add(session: Session, row: AlertRow) -> AlertRow:
-    session.add(row)
-    session.flush()
-    return row
+def insert_alerts(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Insert new alerts in one batched statement; returns each fingerprint's id."""
+    if not rows:
+        return {}
+    inserted = session.execute(insert(AlertRow).returning(AlertRow.fingerprint, AlertRow.id), list(rows))
+    return {fingerprint: alert_id for fingerprint, alert_id in inserted}
+
+
+def update_alerts(session: Session, changes: Sequence[dict[str, Any]]) -> None:
+    """Apply per-alert column changes (each dict holds the ``id``) as one batched UPDATE by primary key."""
+    if changes:
+        session.execute(update(AlertRow), list(changes))
+
+
+def resolve_alerts(session: Session, ids: Sequence[int], *, now: datetime) -> list[AlertRow]:
+    """Resolve the given alerts at ``now`` (never after their period's end); returns them as they are now."""
+    if not ids:
+        return []
+    resolved = session.scalars(
+        update(AlertRow)
+        .where(AlertRow.id.in_(ids))
+        .values(
+            status=RESOLVED,
+            pending_flips=0,
+            updated_at=now,
+            ends_at=case((AlertRow.period_end < now, AlertRow.period_end), else_=now),
+        )
+        .returning(AlertRow),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    )
+    return sorted(resolved, key=lambda row: row.id)
 
 
 def enqueue(
     session: Session,
-    alert: AlertRow,
+    transitions: Sequence[tuple[int, str, dict[str, Any]]],
     *,
-    event: str,
     receivers: Sequence[str],
     now: datetime,
-    payload: dict[str, Any] | None = None,
 ) -> None:
-    """Queue one notification per receiver, in the transaction that changed the alert."""
-    for receiver in receivers:
-        session.add(
-            AlertNotification(
-                alert_id=alert.id,
-                receiver=receiver,
-                event=event,
-                status=PENDING,
-                payload=payload,
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
-            )
-        )
+    """Queue one notification per (alert id, event, payload) and receiver, in the transaction that changed them."""
+    rows = [
+        {
+            "alert_id": alert_id,
+            "receiver": receiver,
+            "event": event,
+            "status": PENDING,
+            "payload": payload,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for alert_id, event, payload in transitions
+        for receiver in receivers
+    ]
+    if rows:
+        session.execute(insert(AlertNotification), rows)
 
 
 def next_batch(session: Session, receiver: str, *, now: datetime, limit: int) -> list[AlertNotification]:

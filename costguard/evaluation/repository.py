@@ -115,20 +115,6 @@ def alerts_of_periods_ending_after(session: Session, at: datetime) -> list[Alert
     return [AlertState(*row) for row in session.execute(query.order_by(AlertRow.id))]
 
 
-def load_alerts(session: Session, ids: Sequence[int]) -> dict[int, AlertRow]:
-    found: dict[int, AlertRow] = {}
-    for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start : start + _CHUNK])
-        found.update({row.id: row for row in session.scalars(select(AlertRow).where(AlertRow.id.in_(chunk)))})
-    return found
-
-
-def load_alert(session: Session, alert_id: int) -> AlertRow:
-    row = session.get(AlertRow, alert_id)
-    assert row is not None
-    return row
-
-
 def firing_alerts_of_periods_ended_by(session: Session, at: datetime) -> Sequence[AlertRow]:
     return session.scalars(
         select(AlertRow).where(AlertRow.status == FIRING, AlertRow.period_end <= at).order_by(AlertRow.id)

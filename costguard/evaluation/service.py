@@ -183,8 +183,8 @@ def _run_candidates(
             moves.append((plan, budget_moves))
     _apply_moves(session, moves, settings=settings, now=now, report=report)
     failed = sorted(report.failures)
-    for alert_id in set_evaluation.unseen_firing(session, now=now, failed=failed):
-        _resolve(session, evaluation_repo.load_alert(session, alert_id), settings=settings, now=now, report=report)
+    unseen = set_evaluation.unseen_firing(session, now=now, failed=failed)
+    _resolve(session, unseen, settings=settings, now=now, report=report)
     set_evaluation.delete_stale_statuses(session, failed=failed)
     report.budgets_evaluated = len(plans) - (len(report.failures) - planned_failures)
     report.scopes_evaluated = evaluated.scopes
@@ -372,73 +372,79 @@ def _count(events: list[str], report: CycleReport) -> None:
 
 
 def _write_moves(session: Session, items: list[tuple[_Plan, _Move]], *, settings: Settings, now: datetime) -> list[str]:
-    """Create or change the alerts, then queue their notifications; returns the events queued."""
-    stored = evaluation_repo.load_alerts(session, [move.row.id for _plan, move in items if move.row])
-    changed: list[tuple[AlertRow, str]] = []
+    """Create or change the alerts and queue their notifications, each kind in one batched statement."""
+    created: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    transitions: list[tuple[dict[str, Any], str]] = []
     for plan, move in items:
-        row = _moved_row(session, plan, move, stored.get(move.row.id) if move.row else None, settings=settings, now=now)
+        values = _moved_values(plan, move, settings=settings, now=now)
+        (changed if move.row is not None else created).append(values)
         if move.step.event is not None:
-            changed.append((row, move.step.event))
-    session.flush()
-    for row, event in changed:
-        _notify(session, row, event=event, settings=settings, now=now)
-    return [event for _row, event in changed]
+            transitions.append((values, move.step.event))
+    ids = alerts_repo.insert_alerts(session, created)
+    for values in created:
+        values["id"] = ids[values["fingerprint"]]
+    alerts_repo.update_alerts(session, changed)
+    _notify(session, [(values, event) for values, event in transitions], settings=settings, now=now)
+    return [event for _values, event in transitions]
 
 
-def _moved_row(
-    session: Session, plan: _Plan, move: _Move, row: AlertRow | None, *, settings: Settings, now: datetime
-) -> AlertRow:
-    key, condition, evaluation, moved = move.key, move.condition, move.evaluation, move.step
+def _moved_values(plan: _Plan, move: _Move, *, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The columns of the alert after ``move``: every column of a new alert, the changed ones of a stored one."""
+    key, condition, evaluation, moved, stored = move.key, move.condition, move.evaluation, move.step, move.row
     ctx = _context(plan.spec, key, evaluation, settings=settings)
-    if row is None:
-        row = AlertRow(
-            fingerprint=key.fingerprint,
-            alertname=key.alertname,
-            budget_id=key.budget,
-            tenant=key.tenant,
-            pipeline=key.pipeline,
-            model=key.model,
-            period=key.period,
-            threshold=key.threshold,
-            severity=ctx.severity,
-            status=moved.status,
-            labels=alert_labels(ctx),
-            annotations=alert_annotations(ctx),
-            generator_url=ctx.generator_url,
-            value=condition.value if condition else 0.0,
-            pending_flips=moved.pending_flips,
-            starts_at=now,
-            ends_at=None,
-            period_end=evaluation.period.end,
-            updated_at=now,
-        )
-        session.add(row)
-        return row
-    row.pending_flips = moved.pending_flips
+    values: dict[str, Any] = {
+        "fingerprint": key.fingerprint,
+        "pending_flips": moved.pending_flips,
+        "labels": alert_labels(ctx),
+        "annotations": alert_annotations(ctx),
+        "generator_url": ctx.generator_url,
+        "period_end": evaluation.period.end,
+        "updated_at": now,
+    }
+    if stored is None:
+        return values | {
+            "alertname": key.alertname,
+            "budget_id": key.budget,
+            "tenant": key.tenant,
+            "pipeline": key.pipeline,
+            "model": key.model,
+            "period": key.period,
+            "threshold": key.threshold,
+            "severity": ctx.severity,
+            "status": moved.status,
+            "value": condition.value if condition else 0.0,
+            "starts_at": now,
+            "ends_at": None,
+        }
+    values |= {"id": stored.id, "starts_at": stored.starts_at}
     if condition is not None:
-        row.value = condition.value
-    row.labels, row.annotations = alert_labels(ctx), alert_annotations(ctx)
+        values["value"] = condition.value
     if moved.event == FIRING:
-        row.status, row.starts_at, row.ends_at = FIRING, now, None
+        values |= {"status": FIRING, "starts_at": now, "ends_at": None}
     elif moved.event == RESOLVED:
-        row.status, row.ends_at = RESOLVED, now
-    row.updated_at = now
-    return row
+        values |= {"status": RESOLVED, "ends_at": now}
+    return values
 
 
-def _notify(session: Session, row: AlertRow, *, event: str, settings: Settings, now: datetime) -> None:
-    """Queue the transition for every receiver; the webhook body is fixed now, as it happened."""
-    body = alertmanager_alert(
-        labels=row.labels,
-        annotations=row.annotations,
-        generator_url=row.generator_url,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at or row.period_end,
-    )
-    body.update({"status": event, "fingerprint": row.fingerprint})
-    if event == FIRING:
-        body["endsAt"] = "0001-01-01T00:00:00Z"
-    alerts_repo.enqueue(session, row, event=event, receivers=receivers(settings), now=now, payload=body)
+def _notify(
+    session: Session, transitions: list[tuple[dict[str, Any], str]], *, settings: Settings, now: datetime
+) -> None:
+    """Queue each transition for every receiver; the webhook body is fixed now, as it happened."""
+    queued: list[tuple[int, str, dict[str, Any]]] = []
+    for alert, event in transitions:
+        body = alertmanager_alert(
+            labels=alert["labels"],
+            annotations=alert["annotations"],
+            generator_url=alert["generator_url"],
+            starts_at=alert["starts_at"],
+            ends_at=alert.get("ends_at") or alert["period_end"],
+        )
+        body.update({"status": event, "fingerprint": alert["fingerprint"]})
+        if event == FIRING:
+            body["endsAt"] = "0001-01-01T00:00:00Z"
+        queued.append((alert["id"], event, body))
+    alerts_repo.enqueue(session, queued, receivers=receivers(settings), now=now)
 
 
 def _resolve_unseen(
@@ -452,24 +458,23 @@ def _resolve_unseen(
     report: CycleReport,
 ) -> None:
     """Resolve firing alerts nobody evaluated this cycle: their period ended or their budget is gone."""
-    open_periods = [
-        evaluation_repo.load_alert(session, state.id)
-        for states in inputs.alerts.values()
-        for state in states
-        if state.status == FIRING and _unseen(state, seen=seen, skip_budgets=skip_budgets, now=now)
+    open_periods: list[AlertState | AlertRow] = [
+        state for states in inputs.alerts.values() for state in states if state.status == FIRING
     ]
     ended = evaluation_repo.firing_alerts_of_periods_ended_by(session, now)
-    for row in itertools.chain(open_periods, ended):
-        if _unseen(row, seen=seen, skip_budgets=skip_budgets, now=now):
-            _resolve(session, row, settings=settings, now=now, report=report)
+    candidates = itertools.chain(open_periods, ended)
+    ids = {alert.id for alert in candidates if _unseen(alert, seen=seen, skip_budgets=skip_budgets, now=now)}
+    _resolve(session, sorted(ids), settings=settings, now=now, report=report)
 
 
-def _resolve(session: Session, row: AlertRow, *, settings: Settings, now: datetime, report: CycleReport) -> None:
-    row.status, row.pending_flips, row.updated_at = RESOLVED, 0, now
-    row.ends_at = min(row.period_end, now)
-    session.flush()
-    _notify(session, row, event=RESOLVED, settings=settings, now=now)
-    report.resolved += 1
+def _resolve(session: Session, ids: list[int], *, settings: Settings, now: datetime, report: CycleReport) -> None:
+    rows = alerts_repo.resolve_alerts(session, ids, now=now)
+    _notify(session, [(_columns(row), RESOLVED) for row in rows], settings=settings, now=now)
+    report.resolved += len(rows)
+
+
+def _columns(row: AlertRow) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in AlertRow.__table__.columns}
 
 
 def _unseen(alert: AlertState | AlertRow, *, seen: set[str], skip_budgets: set[str], now: datetime) -> bool:
