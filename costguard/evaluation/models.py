@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Float, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from costguard.db import Base, Money, UTCDateTime
@@ -84,3 +85,34 @@ class BudgetSpendBasis(Base):
 
     budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     basis: Mapped[str] = mapped_column(String(512))
+
+
+# Threshold lists are arrays on PostgreSQL, the only database whose SQL reads this table.
+FloatList = JSON().with_variant(postgresql.ARRAY(Float), "postgresql")
+TextList = JSON().with_variant(postgresql.ARRAY(Text), "postgresql")
+
+
+class BudgetPlan(Base):
+    """One budget's scope, current period and rule parameters, as the set-based cycle reads them.
+
+    Rewritten only for the budgets whose spec or period changed, so a cycle does not ship every
+    budget to the server again; the clock-dependent numbers (time elapsed and left) are computed
+    from these bounds in SQL. Used on PostgreSQL; SQLite evaluates in Python.
+    """
+
+    __tablename__ = "budget_plans"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    pipeline: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    template: Mapped[bool] = mapped_column(Boolean)
+    period: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Money())
+    thresholds: Mapped[list[float]] = mapped_column(FloatList)
+    labels: Mapped[list[str]] = mapped_column(TextList)
+    min_threshold: Mapped[float | None] = mapped_column(Float)
+    forecast: Mapped[bool] = mapped_column(Boolean)

@@ -23,13 +23,7 @@ from costguard.evaluation import rollup_python
 from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 
-# The budgets of this cycle, visible to the set-based statements below; dropped at commit.
-_CYCLE_TABLE = """
-CREATE TEMPORARY TABLE IF NOT EXISTS cycle_budgets (
-    budget_id text NOT NULL, tenant text NOT NULL, pipeline text NOT NULL, model text NOT NULL,
-    period_start timestamptz NOT NULL, period_end timestamptz NOT NULL, stale boolean NOT NULL
-) ON COMMIT DROP
-"""
+WORK_MEM = "64MB"
 
 # Sums of a source per (tenant, pipeline, model) and per tenant with pipeline and/or model "*":
 # every budget scope then finds its sum with an equality join (a hash join, not a scan per budget).
@@ -42,12 +36,13 @@ _SCOPE_SETS = """
     GROUP BY tenant, {extra} GROUPING SETS ((pipeline, model), (pipeline), (model), ())
 """
 
-# Specific budgets join on the tenant too; "*" templates take every tenant.
+# Specific budgets join on the tenant too; "*" templates take every tenant. The budgets and their
+# current periods are the cycle's ``budget_plans`` (``set_evaluation.store_plans``).
 _MATCH = """
-    SELECT b.budget_id, g.tenant, {columns} FROM cycle_budgets b
+    SELECT b.budget_id, g.tenant, {columns} FROM budget_plans b
     JOIN g ON b.tenant <> '*' AND g.tenant = b.tenant AND g.pipeline = b.pipeline AND g.model = b.model {extra}
     UNION ALL
-    SELECT b.budget_id, g.tenant, {columns} FROM cycle_budgets b
+    SELECT b.budget_id, g.tenant, {columns} FROM budget_plans b
     JOIN g ON b.tenant = '*' AND g.pipeline = b.pipeline AND g.model = b.model {extra}
 """
 
@@ -58,7 +53,7 @@ _BACKFILL_POSTGRES = text(
     " INSERT INTO budget_spend (budget_id, tenant, spend) SELECT budget_id, tenant, cost FROM ("
     + _MATCH.format(
         columns="g.cost",
-        extra="AND b.stale AND b.period_start = :start AND b.period_end = :end",
+        extra="AND b.budget_id = ANY(CAST(:stale AS text[])) AND b.period_start = :start AND b.period_end = :end",
     )
     + ") AS matched"
 )
@@ -100,7 +95,7 @@ _FOLD_POSTGRES = text(
     """
 )
 
-# Short- and long-window spend of every budget scope in ``cycle_budgets`` (also a CTE of set_evaluation).
+# Short- and long-window spend of every budget scope in ``budget_plans`` (also a CTE of set_evaluation).
 RECENT_SQL = (
     "WITH w AS (SELECT tenant, pipeline, model, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short), 0) AS short,"
     " SUM(cost) AS long FROM usage_rollups WHERE bucket_start >= :long AND bucket_start < :now"
@@ -120,7 +115,11 @@ class SyncReport:
 
 
 def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
-    """Rebuild budgets whose basis changed, then fold every committed pending delta; returns what was done."""
+    """Rebuild budgets whose basis changed, then fold every committed pending delta; returns what was done.
+
+    On PostgreSQL the budgets' scopes and periods are read from ``budget_plans``, which must hold
+    these windows' budgets (``set_evaluation.store_plans`` in the same transaction).
+    """
     stored = {b: basis for b, basis in session.execute(select(BudgetSpendBasis.budget_id, BudgetSpendBasis.basis))}
     current = {w.budget_id for w in windows}
     gone = [budget_id for budget_id in stored if budget_id not in current]
@@ -133,9 +132,12 @@ def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
     if session.get_bind().dialect.name != "postgresql":
         rollup_python.rebuild(session, stale)
         return SyncReport(rollup_python.fold(session, windows), len(stale))
-    _load_cycle_budgets(session, windows, stale={w.budget_id for w in stale})
+    # The GROUPING SETS of the fold and of the recent windows, over tens of thousands of rows,
+    # spill to disk at the default 4MB; this transaction (the cycle) only.
+    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    stale_ids = [w.budget_id for w in stale]
     for start, end in sorted({(w.period_start, w.period_end) for w in stale}):
-        session.execute(_BACKFILL_POSTGRES, {"start": start, "end": end})
+        session.execute(_BACKFILL_POSTGRES, {"start": start, "end": end, "stale": stale_ids})
     folded = session.execute(_FOLD_POSTGRES).scalar_one()
     return SyncReport(int(folded), len(stale))
 
@@ -143,20 +145,6 @@ def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
 def _chunks(items: Sequence[str], size: int = 1000) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _load_cycle_budgets(session: Session, windows: Sequence[BudgetWindow], *, stale: set[str]) -> None:
-    session.execute(text(_CYCLE_TABLE))
-    session.execute(text("TRUNCATE cycle_budgets"))
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    columns = "budget_id, tenant, pipeline, model, period_start, period_end, stale"
-    with raw.cursor() as cursor, cursor.copy(f"COPY cycle_budgets ({columns}) FROM STDIN") as copy:
-        for w in windows:
-            copy.write_row(
-                (w.budget_id, w.tenant, w.pipeline, w.model, w.period_start, w.period_end, w.budget_id in stale)
-            )
-    session.execute(text("ANALYZE cycle_budgets"))
 
 
 def budget_spend(session: Session) -> dict[ScopeKey, Decimal]:

@@ -50,6 +50,8 @@ def receivers(settings: Settings) -> list[str]:
 class _Plan:
     spec: BudgetSpec
     period: Period
+    # What the set-based cycle stores of it (``budget_plans``).
+    row: set_evaluation.PlanRow
 
     @property
     def window(self) -> BudgetWindow:
@@ -78,12 +80,15 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
     report = CycleReport(at=now)
     plans = _plan(session, settings=settings, now=now, report=report)
     windows = [plan.window for plan in plans]
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        set_evaluation.store_plans(session, [plan.row for plan in plans])
     synced = rollup.sync(session, windows)
     report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         try:
             with session.begin_nested():
-                evaluated_in_sql = set_evaluation.evaluate(session, [_plan_row(p, now=now) for p in plans], now=now)
+                evaluated_in_sql = set_evaluation.evaluate(session, now=now)
         except Exception:  # e.g. a numeric overflow in one budget: judge this cycle budget by budget
             log.warning("evaluation.set_based_failed", exc_info=True)
         else:
@@ -122,8 +127,7 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
     return report
 
 
-def _plan_row(plan: _Plan, *, now: datetime) -> set_evaluation.PlanRow:
-    spec, period = plan.spec, plan.period
+def _plan_row(spec: BudgetSpec, period: Period) -> set_evaluation.PlanRow:
     return set_evaluation.PlanRow(
         budget_id=spec.id,
         tenant=spec.tenant,
@@ -135,8 +139,6 @@ def _plan_row(plan: _Plan, *, now: datetime) -> set_evaluation.PlanRow:
         period_end=period.end,
         currency=spec.currency,
         amount=spec.amount,
-        clock=logic.period_clock(period, now),
-        time_left=(period.end - now).total_seconds(),
         thresholds=tuple(spec.thresholds),
         labels=tuple(logic.threshold_label(t) for t in spec.thresholds),
         forecast=spec.forecast,
@@ -193,25 +195,31 @@ def _run_candidates(
 def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
     """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
     plans: list[_Plan] = []
+    periods: dict[tuple[str, str], Period] = {}  # every budget of a kind and zone shares its period
     for row in budgets_repo.plain_rows(session):
         try:
-            spec = _spec(row)
-            zone = ZoneInfo(spec.timezone or settings.timezone)
-            plans.append(_Plan(spec, period_containing(spec.period, zone, now)))
+            identity = _identity(row)
+            spec = _spec(identity, row)
+            kind, zone = spec.period, spec.timezone or settings.timezone
+            period = periods.get((kind, zone))
+            if period is None:
+                period = periods[(kind, zone)] = period_containing(kind, ZoneInfo(zone), now)
+            plans.append(_cached_plan(identity, spec, period))
         except Exception as exc:
             report.failures[row.id] = f"{type(exc).__name__}: {exc}"
             log.exception("evaluation.budget_failed", extra={"budget": row.id})
     return plans
 
 
-# Parsed budgets by everything that makes them: validating 5,000 specs each cycle costs more
-# than the evaluation itself. Bounded: cleared when it outgrows the budgets it has seen.
+# Parsed budgets and their plans by everything that makes them: validating 5,000 specs each
+# cycle costs more than the evaluation itself. Bounded: cleared when they outgrow the budgets seen.
 _SPECS: dict[tuple[Any, ...], BudgetSpec] = {}
-_SPECS_MAX = 100_000
+_PLANS: dict[tuple[tuple[Any, ...], Period], _Plan] = {}
+_CACHE_MAX = 100_000
 
 
-def _spec(row: Any) -> BudgetSpec:
-    identity = (
+def _identity(row: Any) -> tuple[Any, ...]:
+    return (
         row.id,
         row.version,
         row.updated_at,
@@ -228,12 +236,24 @@ def _spec(row: Any) -> BudgetSpec:
         row.runbook_url,
         row.description,
     )
+
+
+def _spec(identity: tuple[Any, ...], row: Any) -> BudgetSpec:
     spec = _SPECS.get(identity)
     if spec is None:
-        if len(_SPECS) >= _SPECS_MAX:
+        if len(_SPECS) >= _CACHE_MAX:
             _SPECS.clear()
         spec = _SPECS[identity] = budgets_repo.row_to_spec(row)
     return spec
+
+
+def _cached_plan(identity: tuple[Any, ...], spec: BudgetSpec, period: Period) -> _Plan:
+    plan = _PLANS.get((identity, period))
+    if plan is None:
+        if len(_PLANS) >= _CACHE_MAX:
+            _PLANS.clear()
+        plan = _PLANS[(identity, period)] = _Plan(spec, period, _plan_row(spec, period))
+    return plan
 
 
 def _read_inputs(session: Session, windows: list[BudgetWindow], *, now: datetime) -> _Inputs:

@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from costguard.alerts.logic import FIRING, RESOLVED, VALUE_REFRESH_STEP
 from costguard.evaluation import logic
+from costguard.evaluation.models import BudgetPlan
 from costguard.evaluation.repository import STATUS_COLUMNS, AlertState
 from costguard.evaluation.rollup import RECENT_SQL
 from costguard.evaluation.scopes import RecentSpend, ScopeKey
 
-WORK_MEM = "64MB"
+_CHUNK = 1000
 # Relative margin of every float comparison: far above one rounding step, far below any real change.
 MARGIN = 1e-9
 # Every division gets this many decimals (Python's Decimal keeps 28 significant digits): both sides
@@ -49,32 +50,63 @@ class PlanRow:
     period_end: datetime
     currency: str
     amount: Decimal
-    clock: logic.PeriodClock
-    time_left: float
     thresholds: tuple[float, ...]
     labels: tuple[str, ...]
     forecast: bool
 
+    def as_row(self) -> tuple[object, ...]:
+        """The ``budget_plans`` row, in its column order."""
+        return (
+            self.budget_id,
+            self.tenant,
+            self.pipeline,
+            self.model,
+            self.template,
+            self.period,
+            self.period_start,
+            self.period_end,
+            self.currency,
+            self.amount,
+            list(self.thresholds),
+            list(self.labels),
+            min(self.thresholds) if self.thresholds else None,
+            self.forecast,
+        )
 
-_PLANS_TABLE = """
-CREATE TEMPORARY TABLE IF NOT EXISTS cycle_plans (
-    budget_id text PRIMARY KEY, tenant text NOT NULL, pipeline text NOT NULL, model text NOT NULL,
-    template boolean NOT NULL, period text NOT NULL, period_start timestamptz NOT NULL,
-    period_end timestamptz NOT NULL, currency text NOT NULL, amount numeric NOT NULL,
-    elapsed numeric NOT NULL, remaining numeric NOT NULL, recent_window numeric NOT NULL,
-    length numeric NOT NULL, time_left float8 NOT NULL, thresholds float8[] NOT NULL,
-    labels text[] NOT NULL, min_threshold float8, forecast boolean NOT NULL
-) ON COMMIT DROP
-"""
 
+_PLAN_COLUMNS = tuple(column.name for column in BudgetPlan.__table__.columns)
+
+# The stored plans with the clock of the cycle's instant, in exact seconds as ``logic.period_clock``
+# computes them in Python (``time_left`` as the float ``(end - at).total_seconds()``).
+_PLANS = """(
+    SELECT bp.*,
+           GREATEST(EXTRACT(EPOCH FROM LEAST(CAST(:now AS timestamptz), period_end) - period_start), 0) AS elapsed,
+           GREATEST(EXTRACT(EPOCH FROM period_end - GREATEST(CAST(:now AS timestamptz), period_start)), 0)
+               AS remaining,
+           EXTRACT(EPOCH FROM period_end - period_start) AS length,
+           EXTRACT(EPOCH FROM period_end - CAST(:now AS timestamptz))::float8 AS time_left
+    FROM budget_plans bp
+)"""
+
+# Each evaluated scope with what the later statements need of its plan, so they read this alone.
 _EVAL_TABLE = """
 CREATE TEMPORARY TABLE IF NOT EXISTS cycle_eval (
-    budget_id text NOT NULL, tenant text NOT NULL, period text NOT NULL, spend numeric NOT NULL,
-    short numeric NOT NULL, long numeric NOT NULL, utilization float8 NOT NULL, forecast_spend numeric NOT NULL,
-    forecast_utilization float8 NOT NULL, burn_rate_short float8 NOT NULL, burn_rate_long float8 NOT NULL,
-    state text NOT NULL, PRIMARY KEY (budget_id, tenant)
+    budget_id text NOT NULL, tenant text NOT NULL, pipeline text NOT NULL, model text NOT NULL,
+    period text NOT NULL, period_start timestamptz NOT NULL, period_end timestamptz NOT NULL,
+    currency text NOT NULL, amount numeric NOT NULL, length numeric NOT NULL, time_left float8 NOT NULL,
+    thresholds float8[] NOT NULL, labels text[] NOT NULL, forecast boolean NOT NULL,
+    spend numeric NOT NULL, short numeric NOT NULL, long numeric NOT NULL, utilization float8 NOT NULL,
+    forecast_spend numeric NOT NULL, forecast_utilization float8 NOT NULL, burn_rate_short float8 NOT NULL,
+    burn_rate_long float8 NOT NULL, state text NOT NULL, PRIMARY KEY (budget_id, tenant)
 ) ON COMMIT DROP
 """
+
+# What the arithmetic and the later statements need of each scope's plan.
+_PLAN_FIELDS = (
+    "p.pipeline, p.model, p.period, p.period_start, p.period_end, p.currency, p.amount, p.elapsed, p.remaining,"
+    " LEAST(CAST(:long_s AS numeric), p.elapsed) AS recent_window, p.length, p.time_left, p.thresholds, p.labels,"
+    " p.min_threshold, p.forecast AS forecast_enabled"
+)
 
 # The scopes: a specific budget's own tenant; for "*" templates every tenant with spend, recent
 # spend or a status already (as ``service._Inputs`` does on the Python path).
@@ -82,17 +114,21 @@ _SCOPES = (
     "WITH recent AS ("
     + RECENT_SQL
     + """),
+p AS """
+    + _PLANS
+    + """,
 scopes AS (
-    SELECT budget_id, tenant FROM cycle_plans WHERE NOT template
+    SELECT budget_id, tenant FROM budget_plans WHERE NOT template
     UNION
-    SELECT p.budget_id, x.tenant FROM cycle_plans p
+    SELECT p.budget_id, x.tenant FROM budget_plans p
     JOIN (SELECT budget_id, tenant FROM budget_spend UNION SELECT budget_id, tenant FROM recent
           UNION SELECT budget_id, tenant FROM budget_status) x ON x.budget_id = p.budget_id
     WHERE p.template
 ), e AS (
-    SELECT s.budget_id, s.tenant, p.period, p.amount, p.elapsed, p.remaining, p.recent_window, p.length,
-           p.min_threshold, COALESCE(bs.spend, 0) AS spend, COALESCE(r.short, 0) AS short, COALESCE(r.long, 0) AS long
-    FROM scopes s JOIN cycle_plans p ON p.budget_id = s.budget_id
+    SELECT s.budget_id, s.tenant, """
+    + _PLAN_FIELDS
+    + """, COALESCE(bs.spend, 0) AS spend, COALESCE(r.short, 0) AS short, COALESCE(r.long, 0) AS long
+    FROM scopes s JOIN p ON p.budget_id = s.budget_id
     LEFT JOIN budget_spend bs ON bs.budget_id = s.budget_id AND bs.tenant = s.tenant
     LEFT JOIN recent r ON r.budget_id = s.budget_id AND r.tenant = s.tenant
 ), """
@@ -115,7 +151,8 @@ _ARITHMETIC = f"""f AS (
     FROM f
 )
 INSERT INTO cycle_eval
-SELECT budget_id, tenant, period, spend, short, long, utilization, forecast, forecast_utilization,
+SELECT budget_id, tenant, pipeline, model, period, period_start, period_end, currency, amount, length, time_left,
+       thresholds, labels, forecast_enabled, spend, short, long, utilization, forecast, forecast_utilization,
        burn_short, burn_long,
        CASE WHEN utilization >= 1 THEN 'exceeded'
             WHEN min_threshold IS NOT NULL AND utilization >= min_threshold THEN 'approaching'
@@ -126,22 +163,24 @@ _EVALUATE = _SCOPES + _ARITHMETIC
 
 # The same arithmetic over given inputs (for the tests that hold it to ``logic``).
 _EVALUATE_GIVEN = (
-    """WITH e AS (
-    SELECT x.budget_id, x.tenant, p.period, p.amount, p.elapsed, p.remaining, p.recent_window, p.length,
-           p.min_threshold, x.spend, x.short, x.long
+    "WITH p AS "
+    + _PLANS
+    + """, e AS (
+    SELECT x.budget_id, x.tenant, """
+    + _PLAN_FIELDS
+    + """, x.spend, x.short, x.long
     FROM unnest(CAST(:budgets AS text[]), CAST(:tenants AS text[]), CAST(:spend AS numeric[]),
                 CAST(:short AS numeric[]), CAST(:long AS numeric[])) AS x(budget_id, tenant, spend, short, long)
-    JOIN cycle_plans p ON p.budget_id = x.budget_id
+    JOIN p ON p.budget_id = x.budget_id
 ), """
     + _ARITHMETIC
 )
 
 _UPSERT = f"""
 INSERT INTO budget_status ({", ".join(STATUS_COLUMNS)})
-SELECT e.budget_id, e.tenant, p.pipeline, p.model, e.period, p.period_start, p.period_end, p.currency, p.amount,
-       e.spend, e.utilization, e.forecast_spend, e.forecast_utilization, e.burn_rate_short, e.burn_rate_long,
-       e.state, :now
-FROM cycle_eval e JOIN cycle_plans p ON p.budget_id = e.budget_id
+SELECT budget_id, tenant, pipeline, model, period, period_start, period_end, currency, amount,
+       spend, utilization, forecast_spend, forecast_utilization, burn_rate_short, burn_rate_long, state, :now
+FROM cycle_eval
 ON CONFLICT (budget_id, tenant) DO UPDATE SET
 {", ".join(f"{name} = EXCLUDED.{name}" for name in STATUS_COLUMNS[2:])}
 """
@@ -149,25 +188,25 @@ ON CONFLICT (budget_id, tenant) DO UPDATE SET
 # Burn-rate condition of ``logic._burning_too_fast`` in float8, loosened (may hold) or tightened
 # (surely holds) by the margin.
 _BURN = """
-    (p.amount - e.spend) > 0 AND p.time_left > 0 AND e.short > 0 AND e.long > 0
-    AND (p.amount - e.spend)::float8 / NULLIF(e.burn_rate_short * (p.amount::float8 / p.length::float8), 0)
-        < :share * p.time_left * {factor}
-    AND (p.amount - e.spend)::float8 / NULLIF(e.burn_rate_long * (p.amount::float8 / p.length::float8), 0)
-        < :share * p.time_left * {factor}
+    (e.amount - e.spend) > 0 AND e.time_left > 0 AND e.short > 0 AND e.long > 0
+    AND (e.amount - e.spend)::float8 / NULLIF(e.burn_rate_short * (e.amount::float8 / e.length::float8), 0)
+        < :share * e.time_left * {factor}
+    AND (e.amount - e.spend)::float8 / NULLIF(e.burn_rate_long * (e.amount::float8 / e.length::float8), 0)
+        < :share * e.time_left * {factor}
 """
 
 # Every condition that may hold (with ``sure`` when it holds beyond the margin), per evaluated scope.
 _CONDITIONS = f"""
     SELECT e.budget_id, e.tenant, c.alertname, c.threshold, c.value, c.sure
-    FROM cycle_eval e JOIN cycle_plans p ON p.budget_id = e.budget_id
+    FROM cycle_eval e
     CROSS JOIN LATERAL (
         SELECT :approaching, u.l, e.utilization, e.utilization >= u.t + :margin
-        FROM unnest(p.thresholds, p.labels) AS u(t, l) WHERE e.utilization >= u.t - :margin
+        FROM unnest(e.thresholds, e.labels) AS u(t, l) WHERE e.utilization >= u.t - :margin
         UNION ALL
         SELECT :exceeded, '1', e.utilization, e.utilization >= 1 + :margin WHERE e.utilization >= 1 - :margin
         UNION ALL
         SELECT :forecast, '', e.forecast_utilization, e.forecast_utilization >= 1 + :margin
-        WHERE p.forecast AND e.forecast_utilization >= 1 - :margin
+        WHERE e.forecast AND e.forecast_utilization >= 1 - :margin
         UNION ALL
         SELECT :burn, '', e.burn_rate_short, ({_BURN.format(factor="(1 - :margin)")}) IS TRUE
         WHERE {_BURN.format(factor="(1 + :margin)")}
@@ -255,12 +294,21 @@ def _arithmetic_params() -> dict[str, object]:
     }
 
 
-def evaluate(session: Session, plans: Sequence[PlanRow], *, now: datetime) -> Evaluated:
-    """Write every scope's status and return the scopes whose alerts may move (after ``rollup.sync``)."""
-    # The recent-window GROUPING SETS over tens of thousands of rollup rows spill to disk at the
-    # default 4MB; this transaction only.
-    session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
-    _load_plans(session, plans)
+def store_plans(session: Session, plans: Sequence[PlanRow]) -> int:
+    """Make ``budget_plans`` hold exactly these plans, writing only the rows that differ; returns how many."""
+    stored = {row[0]: tuple(row) for row in session.execute(select(*BudgetPlan.__table__.columns))}
+    wanted = {plan.budget_id: plan.as_row() for plan in plans}
+    changed = [row for budget_id, row in wanted.items() if stored.get(budget_id) != row]
+    outdated = [budget_id for budget_id in stored if budget_id not in wanted or stored[budget_id] != wanted[budget_id]]
+    for start in range(0, len(outdated), _CHUNK):
+        session.execute(delete(BudgetPlan).where(BudgetPlan.budget_id.in_(outdated[start : start + _CHUNK])))
+    if changed:
+        session.execute(insert(BudgetPlan), [dict(zip(_PLAN_COLUMNS, row, strict=True)) for row in changed])
+    return len(set(outdated) | {row[0] for row in changed})
+
+
+def evaluate(session: Session, *, now: datetime) -> Evaluated:
+    """Write every scope's status; return the scopes whose alerts may move (run store_plans, rollup.sync first)."""
     session.execute(text(_EVAL_TABLE))
     session.execute(text("TRUNCATE cycle_eval"))
     session.execute(
@@ -272,7 +320,6 @@ def evaluate(session: Session, plans: Sequence[PlanRow], *, now: datetime) -> Ev
             **_arithmetic_params(),
         },
     )
-    session.execute(text("ANALYZE cycle_eval"))
     session.execute(text(_UPSERT), {"now": now})
     scopes = session.execute(text("SELECT count(*) FROM cycle_eval")).scalar_one()
     rows = session.execute(text(_CANDIDATES), _condition_params(now))
@@ -281,43 +328,6 @@ def evaluate(session: Session, plans: Sequence[PlanRow], *, now: datetime) -> Ev
         for b, t, spend, short, long in rows
     ]
     return Evaluated(int(scopes), candidates)
-
-
-def _load_plans(session: Session, plans: Sequence[PlanRow]) -> None:
-    session.execute(text(_PLANS_TABLE))
-    session.execute(text("TRUNCATE cycle_plans"))
-    raw = session.connection().connection.driver_connection
-    assert raw is not None
-    columns = (
-        "budget_id, tenant, pipeline, model, template, period, period_start, period_end, currency, amount,"
-        " elapsed, remaining, recent_window, length, time_left, thresholds, labels, min_threshold, forecast"
-    )
-    with raw.cursor() as cursor, cursor.copy(f"COPY cycle_plans ({columns}) FROM STDIN") as copy:
-        for p in plans:
-            copy.write_row(
-                (
-                    p.budget_id,
-                    p.tenant,
-                    p.pipeline,
-                    p.model,
-                    p.template,
-                    p.period,
-                    p.period_start,
-                    p.period_end,
-                    p.currency,
-                    p.amount,
-                    p.clock.elapsed,
-                    p.clock.remaining,
-                    p.clock.recent_window,
-                    p.clock.length,
-                    p.time_left,
-                    list(p.thresholds),
-                    list(p.labels),
-                    min(p.thresholds) if p.thresholds else None,
-                    p.forecast,
-                )
-            )
-    session.execute(text("ANALYZE cycle_plans"))
 
 
 def candidate_alerts(session: Session, keys: Sequence[ScopeKey], *, now: datetime) -> list[AlertState]:
@@ -362,8 +372,25 @@ def judge(
     *,
     now: datetime,
 ) -> dict[ScopeKey, Judged]:
-    """Run the evaluation's SQL over given inputs (no rollups): lets tests hold it to ``logic``."""
-    _load_plans(session, plans)
+    """Run the evaluation's SQL over given inputs (no rollups): lets tests hold it to ``logic``.
+
+    The plans are stored in a savepoint that is rolled back at the end: the worker's own plans stay.
+    """
+    savepoint = session.begin_nested()
+    try:
+        return _judge(session, plans, inputs, now=now)
+    finally:
+        savepoint.rollback()
+
+
+def _judge(
+    session: Session,
+    plans: Sequence[PlanRow],
+    inputs: Sequence[tuple[ScopeKey, Decimal, RecentSpend]],
+    *,
+    now: datetime,
+) -> dict[ScopeKey, Judged]:
+    store_plans(session, plans)
     session.execute(text(_EVAL_TABLE))
     session.execute(text("TRUNCATE cycle_eval"))
     session.execute(
@@ -374,6 +401,7 @@ def judge(
             "spend": [spend for _k, spend, _r in inputs],
             "short": [recent.short_window for _k, _s, recent in inputs],
             "long": [recent.long_window for _k, _s, recent in inputs],
+            "now": now,
             **_arithmetic_params(),
         },
     )

@@ -64,8 +64,6 @@ def _case(i: int, data: dict) -> tuple[set_evaluation.PlanRow, Decimal, RecentSp
         period_end=period.end,
         currency="USD",
         amount=amount,
-        clock=logic.period_clock(period, at),
-        time_left=(period.end - at).total_seconds(),
         thresholds=thresholds,
         labels=tuple(logic.threshold_label(t) for t in thresholds),
         forecast=data["forecast"],
