@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import psycopg
 from sqlalchemy import text
 
@@ -244,12 +245,15 @@ def main() -> None:
         factory = make_session_factory(engine)
         settings = Settings(database_url=url)  # type: ignore[call-arg]
         tick = iter(range(1, 10**6))
+        client = httpx.Client()  # as the worker does: one client for its life, not one per cycle
         clock = [NOW]
         evaluation_only: list[float] = []
         fired: list[int] = []
 
         def cycle() -> None:
-            outcome = run_evaluation_cycle(factory, settings, at=clock[0] + timedelta(seconds=next(tick)))
+            outcome = run_evaluation_cycle(
+                factory, settings, at=clock[0] + timedelta(seconds=next(tick)), client=client
+            )
             assert outcome.evaluation is not None and not outcome.evaluation.failures, outcome
             fired.append(outcome.evaluation.fired)
             with transaction(factory) as session:

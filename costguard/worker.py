@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import httpx
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -18,19 +20,23 @@ log = logging.getLogger(__name__)
 JOB_ID = "evaluation-cycle"
 
 
-def _job(factory: sessionmaker[Session], settings: Settings) -> None:
+def _job(factory: sessionmaker[Session], settings: Settings, client: httpx.Client) -> None:
     try:
-        run_evaluation_cycle(factory, settings)
+        run_evaluation_cycle(factory, settings, client=client)
     except Exception:  # the scheduler must keep ticking; the next cycle redoes the work
         log.exception("evaluation.cycle_failed")
 
 
 def configure(scheduler: BaseScheduler, factory: sessionmaker[Session], settings: Settings) -> BaseScheduler:
+    # One HTTP client for the scheduler's life: connections to the receivers are kept alive, and
+    # a cycle does not pay for a new TLS context.
+    client = httpx.Client(timeout=settings.notification_timeout_seconds)
+    scheduler.add_listener(lambda _event: client.close(), EVENT_SCHEDULER_SHUTDOWN)
     scheduler.add_job(
         _job,
         "interval",
         seconds=settings.evaluation_interval_seconds,
-        args=(factory, settings),
+        args=(factory, settings, client),
         id=JOB_ID,
         next_run_time=utcnow() + timedelta(seconds=1),
         max_instances=1,

@@ -25,37 +25,29 @@ from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 
 WORK_MEM = "64MB"
 
-# Sums of a source per (tenant, pipeline, model) and per tenant with pipeline and/or model "*":
-# every budget scope then finds its sum with an equality join (a hash join, not a scan per budget).
-_SCOPE_SETS = """
-    SELECT tenant, {extra}
-           CASE WHEN GROUPING(pipeline) = 1 THEN '*' ELSE pipeline END AS pipeline,
-           CASE WHEN GROUPING(model) = 1 THEN '*' ELSE model END AS model,
-           {sums}
-    FROM {source}
-    GROUP BY tenant, {extra} GROUPING SETS ((pipeline, model), (pipeline), (model), ())
-"""
-
-# Specific budgets join on the tenant too; "*" templates take every tenant. The budgets and their
-# current periods are the cycle's ``budget_plans`` (``set_evaluation.store_plans``).
+# Every (budget, tenant) a row of a source counts for: a specific budget through its tenant (a
+# hash join), a "*" template through every tenant (few templates: a nested loop), each then
+# checked on pipeline and model ("*" takes any). The caller sums the matches per (budget, tenant).
 _MATCH = """
-    SELECT b.budget_id, g.tenant, {columns} FROM budget_plans b
-    JOIN g ON b.tenant <> '*' AND g.tenant = b.tenant AND g.pipeline = b.pipeline AND g.model = b.model {extra}
+    SELECT b.budget_id, s.tenant, {columns} FROM budget_plans b
+    JOIN {source} s ON b.tenant <> '*' AND s.tenant = b.tenant {extra}
+    WHERE (b.pipeline = '*' OR b.pipeline = s.pipeline) AND (b.model = '*' OR b.model = s.model)
     UNION ALL
-    SELECT b.budget_id, g.tenant, {columns} FROM budget_plans b
-    JOIN g ON b.tenant = '*' AND g.pipeline = b.pipeline AND g.model = b.model {extra}
+    SELECT b.budget_id, s.tenant, {columns} FROM budget_plans b
+    JOIN {source} s ON b.tenant = '*' {extra}
+    WHERE (b.pipeline = '*' OR b.pipeline = s.pipeline) AND (b.model = '*' OR b.model = s.model)
 """
 
 _BACKFILL_POSTGRES = text(
     "WITH r AS (SELECT tenant, pipeline, model, SUM(cost) AS cost FROM usage_rollups"
-    " WHERE bucket_start >= :start AND bucket_start < :end GROUP BY tenant, pipeline, model),"
-    " g AS (" + _SCOPE_SETS.format(extra="", sums="SUM(cost) AS cost", source="r") + ")"
-    " INSERT INTO budget_spend (budget_id, tenant, spend) SELECT budget_id, tenant, cost FROM ("
+    " WHERE bucket_start >= :start AND bucket_start < :end GROUP BY tenant, pipeline, model)"
+    " INSERT INTO budget_spend (budget_id, tenant, spend) SELECT budget_id, tenant, SUM(cost) FROM ("
     + _MATCH.format(
-        columns="g.cost",
+        source="r",
+        columns="s.cost",
         extra="AND b.budget_id = ANY(CAST(:stale AS text[])) AND b.period_start = :start AND b.period_end = :end",
     )
-    + ") AS matched"
+    + ") AS matched GROUP BY budget_id, tenant"
 )
 
 _FOLD_POSTGRES = text(
@@ -81,10 +73,10 @@ _FOLD_POSTGRES = text(
     ), d AS (
         SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost
         FROM moved GROUP BY tenant, bucket_start, pipeline, model
-    ), g AS ("""
-    + _SCOPE_SETS.format(extra="bucket_start,", sums="SUM(cost) AS cost", source="d")
-    + """), matched AS ("""
-    + _MATCH.format(columns="g.cost", extra="AND g.bucket_start >= b.period_start AND g.bucket_start < b.period_end")
+    ), matched AS ("""
+    + _MATCH.format(
+        source="d", columns="s.cost", extra="AND s.bucket_start >= b.period_start AND s.bucket_start < b.period_end"
+    )
     + """), spend AS (
         INSERT INTO budget_spend AS s (budget_id, tenant, spend)
         SELECT budget_id, tenant, SUM(cost) FROM matched GROUP BY budget_id, tenant
@@ -99,11 +91,10 @@ _FOLD_POSTGRES = text(
 RECENT_SQL = (
     "WITH w AS (SELECT tenant, pipeline, model, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short), 0) AS short,"
     " SUM(cost) AS long FROM usage_rollups WHERE bucket_start >= :long AND bucket_start < :now"
-    " GROUP BY tenant, pipeline, model),"
-    " g AS ("
-    + _SCOPE_SETS.format(extra="", sums="SUM(short) AS short, SUM(long) AS long", source="w")
-    + ")"
-    + _MATCH.format(columns="g.short, g.long", extra="")
+    " GROUP BY tenant, pipeline, model)"
+    " SELECT budget_id, tenant, SUM(short) AS short, SUM(long) AS long FROM ("
+    + _MATCH.format(source="w", columns="s.short, s.long", extra="")
+    + ") AS matched GROUP BY budget_id, tenant"
 )
 _RECENT_POSTGRES = text(RECENT_SQL)
 
@@ -132,9 +123,12 @@ def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
     if session.get_bind().dialect.name != "postgresql":
         rollup_python.rebuild(session, stale)
         return SyncReport(rollup_python.fold(session, windows), len(stale))
-    # The GROUPING SETS of the fold and of the recent windows, over tens of thousands of rows,
-    # spill to disk at the default 4MB; this transaction (the cycle) only.
+    # The sums of the fold and of the recent windows, over tens of thousands of rows, spill to disk
+    # at the default 4MB. And the row counts of what was just folded or of the last hours are far
+    # above what the statistics (gathered before) promise, which makes the planner sort both sides
+    # of a merge join: hash joins are right for every join of the cycle. This transaction only.
     session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    session.execute(text("SET LOCAL enable_mergejoin = off"))
     stale_ids = [w.budget_id for w in stale]
     for start, end in sorted({(w.period_start, w.period_end) for w in stale}):
         session.execute(_BACKFILL_POSTGRES, {"start": start, "end": end, "stale": stale_ids})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,13 +19,14 @@ class BudgetWindow:
     model: str
     period_start: datetime
     period_end: datetime
+    # Identity of what the budget's stored spend sums; a change means it must be rebuilt.
+    basis: str = field(init=False, compare=False)
 
-    @property
-    def basis(self) -> str:
-        """Identity of what the budget's stored spend sums; a change means it must be rebuilt."""
-        return "\x1f".join(
+    def __post_init__(self) -> None:
+        basis = "\x1f".join(
             (self.tenant, self.pipeline, self.model, self.period_start.isoformat(), self.period_end.isoformat())
         )
+        object.__setattr__(self, "basis", basis)
 
     def covers(self, tenant: str, pipeline: str, model: str) -> bool:
         return (

@@ -52,11 +52,7 @@ class _Plan:
     period: Period
     # What the set-based cycle stores of it (``budget_plans``).
     row: set_evaluation.PlanRow
-
-    @property
-    def window(self) -> BudgetWindow:
-        s = self.spec
-        return BudgetWindow(s.id, s.tenant, s.pipeline, s.model, self.period.start, self.period.end)
+    window: BudgetWindow
 
 
 @dataclass(slots=True)
@@ -219,23 +215,8 @@ _CACHE_MAX = 100_000
 
 
 def _identity(row: Any) -> tuple[Any, ...]:
-    return (
-        row.id,
-        row.version,
-        row.updated_at,
-        row.tenant,
-        row.pipeline,
-        row.model,
-        row.period,
-        row.timezone,
-        row.amount,
-        row.currency,
-        repr(row.thresholds),
-        row.forecast,
-        repr(row.labels),
-        row.runbook_url,
-        row.description,
-    )
+    """Everything stored of a budget (a ``plain_rows`` row is a tuple of every column): any change misses."""
+    return tuple(row)
 
 
 def _spec(identity: tuple[Any, ...], row: Any) -> BudgetSpec:
@@ -243,7 +224,7 @@ def _spec(identity: tuple[Any, ...], row: Any) -> BudgetSpec:
     if spec is None:
         if len(_SPECS) >= _CACHE_MAX:
             _SPECS.clear()
-        spec = _SPECS[identity] = budgets_repo.row_to_spec(row)
+        spec = _SPECS[identity] = budgets_repo.plain_spec(row)
     return spec
 
 
@@ -252,7 +233,8 @@ def _cached_plan(identity: tuple[Any, ...], spec: BudgetSpec, period: Period) ->
     if plan is None:
         if len(_PLANS) >= _CACHE_MAX:
             _PLANS.clear()
-        plan = _PLANS[(identity, period)] = _Plan(spec, period, _plan_row(spec, period))
+        window = BudgetWindow(spec.id, spec.tenant, spec.pipeline, spec.model, period.start, period.end)
+        plan = _PLANS[(identity, period)] = _Plan(spec, period, _plan_row(spec, period), window)
     return plan
 
 

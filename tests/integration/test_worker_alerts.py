@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from costguard.alerts.models import AlertNotification, AlertRow
 from costguard.budgets.models import BudgetRow
-from costguard.budgets.service import Actor, parse_spec, update_budget
+from costguard.budgets.service import Actor, delete_budget, parse_spec, update_budget
 from costguard.db import transaction, utcnow
 from costguard.evaluation.jobs import run_evaluation_cycle
 from costguard.evaluation.repository import evaluation_state
@@ -146,3 +146,27 @@ def test_late_record_lands_in_its_own_period(db):
     run_evaluation_cycle(db.factory, api.settings, at=DEC_4 + timedelta(minutes=1))
     [status] = api.client.get("/v1/status", headers=api.headers("viewer")).json()
     assert status["spend"] == "3.5"
+
+
+def _status_scopes(api) -> list[tuple[str, str]]:
+    return [(s["budget"], s["tenant"]) for s in api.client.get("/v1/status", headers=api.headers("viewer")).json()]
+
+
+def test_statuses_follow_budgets_that_move_or_go_and_their_alerts_resolve(db):
+    api = make_api(db, webhook_urls="http://127.0.0.1:9/hook")
+    add_budget(db, {"id": "every", "tenant": "*", "amount": "10", "thresholds": [], "forecast": False})
+    add_budget(db, {"id": "mover", "tenant": "acme", "amount": "10", "thresholds": [], "forecast": False})
+    api.post_usage([usage("a", "12"), usage("b", "1", tenant="globex")])
+    run_evaluation_cycle(db.factory, api.settings, at=DEC_4)
+    assert _status_scopes(api) == [("every", "acme"), ("every", "globex"), ("mover", "acme")]
+    with transaction(db.factory) as session:  # the specific budget moves to another tenant
+        row = session.get(BudgetRow, "mover")
+        assert row is not None
+        spec = parse_spec({"id": "mover", "tenant": "globex", "amount": "10"}, currency="USD")
+        update_budget(session, spec, expected_version=row.version, actor=Actor("test", "api"), now=utcnow())
+    with transaction(db.factory) as session:  # the template goes
+        delete_budget(session, "every", expected_version=1, actor=Actor("test", "api"), now=utcnow())
+    run_evaluation_cycle(db.factory, api.settings, at=DEC_4 + timedelta(minutes=1))
+    assert _status_scopes(api) == [("mover", "globex")]
+    # Both budgets' exceeded alerts for acme lost their scope: resolved at once, not after hysteresis.
+    assert sorted(_alerts(db)) == [("CostBudgetExceeded", "2026-12", "resolved")] * 2
