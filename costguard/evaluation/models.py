@@ -87,6 +87,33 @@ class BudgetSpendBasis(Base):
     basis: Mapped[str] = mapped_column(String(512))
 
 
+class BudgetWindowSpend(Base):
+    """Spend of one budget scope over the burn-rate windows, kept by sliding them (PostgreSQL).
+
+    The windows end at ``window_end`` of the budget's ``BudgetWindowBasis`` row: the start of the
+    first 15-minute bucket not yet in them. A cycle slides them to its own end (buckets entering
+    added, buckets leaving subtracted) and the fold adds the new deltas that fall inside, so a
+    cycle never sums the last hours of rollups again.
+    """
+
+    __tablename__ = "budget_window_spend"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    short_window: Mapped[Decimal] = mapped_column(Money())
+    long_window: Mapped[Decimal] = mapped_column(Money())
+
+
+class BudgetWindowBasis(Base):
+    """Which scope a budget's window rows sum, and the bucket they end before."""
+
+    __tablename__ = "budget_window_basis"
+
+    budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    basis: Mapped[str] = mapped_column(String(512))
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # Threshold lists are arrays on PostgreSQL, the only database whose SQL reads this table.
 FloatList = JSON().with_variant(postgresql.ARRAY(Float), "postgresql")
 TextList = JSON().with_variant(postgresql.ARRAY(Text), "postgresql")

@@ -11,17 +11,20 @@ computed in Python from the exact text values (``rollup_python``).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from costguard.evaluation import rollup_python
-from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis
+from costguard.evaluation.logic import LONG_WINDOW, SHORT_WINDOW
+from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis, BudgetWindowBasis, BudgetWindowSpend
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
+from costguard.usage.models import BUCKET_SECONDS
 
 WORK_MEM = "64MB"
 
@@ -82,21 +85,83 @@ _FOLD_POSTGRES = text(
         SELECT budget_id, tenant, SUM(cost) FROM matched GROUP BY budget_id, tenant
         ON CONFLICT (budget_id, tenant) DO UPDATE SET spend = s.spend + EXCLUDED.spend
         RETURNING 1
+    ), windowed AS (
+        INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
+        SELECT budget_id, tenant, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0), SUM(cost)
+        FROM ("""
+    + _MATCH.format(
+        source="d",
+        columns="s.cost, s.bucket_start",
+        extra="AND s.bucket_start >= :long_start AND s.bucket_start < :window_end",
+    )
+    + """) AS m GROUP BY budget_id, tenant
+        ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
+                                                      long_window = w.long_window + EXCLUDED.long_window
+        RETURNING 1
     )
     SELECT COALESCE(SUM(records), 0) FROM moved
     """
 )
 
-# Short- and long-window spend of every budget scope in ``budget_plans`` (also a CTE of set_evaluation).
-RECENT_SQL = (
-    "WITH w AS (SELECT tenant, pipeline, model, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short), 0) AS short,"
-    " SUM(cost) AS long FROM usage_rollups WHERE bucket_start >= :long AND bucket_start < :now"
+# The burn-rate windows of budgets whose scope is new to them (or too far from their last end),
+# summed from the rollups before this cycle's fold: [end - long, end) and [end - short, end).
+_REBUILD_WINDOWS = text(
+    "WITH w AS (SELECT tenant, pipeline, model,"
+    " COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0) AS short, SUM(cost) AS long"
+    " FROM usage_rollups WHERE bucket_start >= :long_start AND bucket_start < :window_end"
     " GROUP BY tenant, pipeline, model)"
-    " SELECT budget_id, tenant, SUM(short) AS short, SUM(long) AS long FROM ("
-    + _MATCH.format(source="w", columns="s.short, s.long", extra="")
-    + ") AS matched GROUP BY budget_id, tenant"
+    " INSERT INTO budget_window_spend (budget_id, tenant, short_window, long_window)"
+    " SELECT budget_id, tenant, SUM(short), SUM(long) FROM ("
+    + _MATCH.format(source="w", columns="s.short, s.long", extra="AND b.budget_id = ANY(CAST(:ids AS text[]))")
+    + ") AS m GROUP BY budget_id, tenant HAVING SUM(short) <> 0 OR SUM(long) <> 0"
 )
-_RECENT_POSTGRES = text(RECENT_SQL)
+
+# Slide windows that end at :old_end to :window_end: buckets in [old_end, window_end) enter both,
+# buckets that fall behind each window's new start leave it (a bucket that enters and leaves
+# within one slide nets to zero). Before this cycle's fold, which adds the new deltas itself.
+_SLIDE_WINDOWS = text(
+    """
+    WITH moved AS (
+        SELECT tenant, pipeline, model,
+               COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :old_end AND bucket_start < :window_end), 0)
+                   AS entering,
+               COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :old_short AND bucket_start < :short_start), 0)
+                   AS leaving_short,
+               COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :old_long AND bucket_start < :long_start), 0)
+                   AS leaving_long
+        FROM usage_rollups
+        WHERE (bucket_start >= :old_end AND bucket_start < :window_end)
+           OR (bucket_start >= :old_short AND bucket_start < :short_start)
+           OR (bucket_start >= :old_long AND bucket_start < :long_start)
+        GROUP BY tenant, pipeline, model
+    )
+    INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
+    SELECT budget_id, tenant, SUM(entering - leaving_short), SUM(entering - leaving_long) FROM ("""
+    + _MATCH.format(
+        source="moved",
+        columns="s.entering, s.leaving_short, s.leaving_long",
+        extra="AND b.budget_id = ANY(CAST(:ids AS text[]))",
+    )
+    + """) AS m GROUP BY budget_id, tenant
+    ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
+                                                  long_window = w.long_window + EXCLUDED.long_window
+    """
+)
+
+_DROP_EMPTY_WINDOWS = text(
+    "DELETE FROM budget_window_spend WHERE budget_id = ANY(CAST(:ids AS text[]))"
+    " AND short_window = 0 AND long_window = 0"
+)
+
+
+def window_end(now: datetime) -> datetime:
+    """The first bucket start not before ``now``.
+
+    A bucket is in the windows as of ``now`` exactly when it is in ``[window_end - length,
+    window_end)``: the windows only move when a bucket boundary passes.
+    """
+    floor = datetime.fromtimestamp(now.timestamp() // BUCKET_SECONDS * BUCKET_SECONDS, UTC)
+    return floor if floor == now else floor + timedelta(seconds=BUCKET_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +170,7 @@ class SyncReport:
     rebuilt_budgets: int
 
 
-def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
+def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) -> SyncReport:
     """Rebuild budgets whose basis changed, then fold every committed pending delta; returns what was done.
 
     On PostgreSQL the budgets' scopes and periods are read from ``budget_plans``, which must hold
@@ -132,8 +197,43 @@ def sync(session: Session, windows: Sequence[BudgetWindow]) -> SyncReport:
     stale_ids = [w.budget_id for w in stale]
     for start, end in sorted({(w.period_start, w.period_end) for w in stale}):
         session.execute(_BACKFILL_POSTGRES, {"start": start, "end": end, "stale": stale_ids})
-    folded = session.execute(_FOLD_POSTGRES).scalar_one()
+    end = window_end(now)
+    bounds = {"window_end": end, "short_start": end - SHORT_WINDOW, "long_start": end - LONG_WINDOW}
+    _move_windows(session, windows, bounds=bounds)
+    folded = session.execute(_FOLD_POSTGRES, bounds).scalar_one()
     return SyncReport(int(folded), len(stale))
+
+
+def _move_windows(session: Session, windows: Sequence[BudgetWindow], *, bounds: dict[str, datetime]) -> None:
+    """Bring every budget's window spend to ``bounds["window_end"]`` (before the fold): slide or rebuild."""
+    end = bounds["window_end"]
+    stored = {b: (basis, at) for b, basis, at in session.execute(select(*BudgetWindowBasis.__table__.columns))}
+    current = {w.budget_id for w in windows}
+    rebuild: list[str] = []
+    slide: dict[datetime, list[str]] = defaultdict(list)
+    for w in windows:
+        basis, at = stored.get(w.budget_id, (None, None))
+        if basis != w.scope_basis or at is None or not at <= end < at + LONG_WINDOW:
+            rebuild.append(w.budget_id)  # new, rescoped, moved back in time, or idle longer than a window
+        elif at < end:
+            slide[at].append(w.budget_id)
+    reset = [*rebuild, *(b for b in stored if b not in current)]
+    for chunk in _chunks(reset):
+        session.execute(delete(BudgetWindowSpend).where(BudgetWindowSpend.budget_id.in_(chunk)))
+        session.execute(delete(BudgetWindowBasis).where(BudgetWindowBasis.budget_id.in_(chunk)))
+    for old_end, ids in slide.items():
+        old = {"old_end": old_end, "old_short": old_end - SHORT_WINDOW, "old_long": old_end - LONG_WINDOW}
+        session.execute(_SLIDE_WINDOWS, {**bounds, **old, "ids": ids})
+        session.execute(_DROP_EMPTY_WINDOWS, {"ids": ids})
+        session.execute(
+            update(BudgetWindowBasis).where(BudgetWindowBasis.budget_id.in_(ids)).values(window_end=end),
+            execution_options={"synchronize_session": False},
+        )
+    if rebuild:
+        session.execute(_REBUILD_WINDOWS, {**bounds, "ids": rebuild})
+        scopes = {w.budget_id: w.scope_basis for w in windows}
+        rows = [{"budget_id": b, "basis": scopes[b], "window_end": end} for b in rebuild]
+        session.execute(insert(BudgetWindowBasis), rows)
 
 
 def _chunks(items: Sequence[str], size: int = 1000) -> Iterable[Sequence[str]]:
@@ -150,8 +250,12 @@ def budget_spend(session: Session) -> dict[ScopeKey, Decimal]:
 def recent_spend(
     session: Session, windows: Sequence[BudgetWindow], *, short_start: datetime, long_start: datetime, now: datetime
 ) -> dict[ScopeKey, RecentSpend]:
-    """Spend of every budget scope over the burn-rate windows (after ``sync`` in the same transaction)."""
+    """Spend of every budget scope over the burn-rate windows (after ``sync`` in the same transaction).
+
+    On PostgreSQL these are the windows ``sync`` slid to the bucket boundary at or after ``now``,
+    which hold exactly the buckets in ``[short_start, now)`` and ``[long_start, now)``.
+    """
     if session.get_bind().dialect.name != "postgresql":
         return rollup_python.recent(session, windows, short_start=short_start, long_start=long_start, now=now)
-    rows = session.execute(_RECENT_POSTGRES, {"short": short_start, "long": long_start, "now": now})
+    rows = session.execute(select(*BudgetWindowSpend.__table__.columns))
     return {(budget_id, tenant): RecentSpend(Decimal(short), Decimal(long)) for budget_id, tenant, short, long in rows}

@@ -19,14 +19,16 @@ class BudgetWindow:
     model: str
     period_start: datetime
     period_end: datetime
-    # Identity of what the budget's stored spend sums; a change means it must be rebuilt.
+    # Identity of what the budget's stored period spend sums, and of what its window spend sums
+    # (the scope alone): a change means they must be rebuilt.
     basis: str = field(init=False, compare=False)
+    scope_basis: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        basis = "\x1f".join(
-            (self.tenant, self.pipeline, self.model, self.period_start.isoformat(), self.period_end.isoformat())
-        )
-        object.__setattr__(self, "basis", basis)
+        scope = "\x1f".join((self.tenant, self.pipeline, self.model))
+        object.__setattr__(self, "scope_basis", scope)
+        period = (self.period_start.isoformat(), self.period_end.isoformat())
+        object.__setattr__(self, "basis", "\x1f".join((scope, *period)))
 
     def covers(self, tenant: str, pipeline: str, model: str) -> bool:
         return (

@@ -79,7 +79,7 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
         set_evaluation.store_plans(session, [plan.row for plan in plans])
-    synced = rollup.sync(session, windows)
+    synced = rollup.sync(session, windows, now=now)
     report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
     if postgres:
         try:

@@ -26,7 +26,6 @@ from costguard.alerts.logic import FIRING, RESOLVED, VALUE_REFRESH_STEP
 from costguard.evaluation import logic
 from costguard.evaluation.models import BudgetPlan
 from costguard.evaluation.repository import STATUS_COLUMNS, AlertState
-from costguard.evaluation.rollup import RECENT_SQL
 from costguard.evaluation.scopes import RecentSpend, ScopeKey
 
 _CHUNK = 1000
@@ -112,9 +111,9 @@ _PLAN_FIELDS = (
 # The scopes: a specific budget's own tenant; for "*" templates every tenant with spend, recent
 # spend or a status already (as ``service._Inputs`` does on the Python path).
 _SCOPES = (
-    "WITH recent AS ("
-    + RECENT_SQL
-    + """),
+    """WITH recent AS (
+    SELECT budget_id, tenant, short_window AS short, long_window AS long FROM budget_window_spend
+),
 p AS """
     + _PLANS
     + """,
@@ -326,12 +325,7 @@ def evaluate(session: Session, *, now: datetime) -> Evaluated:
     session.execute(text("TRUNCATE cycle_eval"))
     session.execute(
         text(_EVALUATE),
-        {
-            "short": now - logic.SHORT_WINDOW,
-            "long": now - logic.LONG_WINDOW,
-            "now": now,
-            **_arithmetic_params(),
-        },
+        {"now": now, **_arithmetic_params()},
     )
     session.execute(text(_UPSERT), {"now": now})
     scopes = session.execute(text("SELECT count(*) FROM cycle_eval")).scalar_one()

@@ -1,4 +1,4 @@
-"""budget plans: each budget's scope, current period and rule parameters, kept for the set-based cycle
+"""budget plans and window spend: what the set-based cycle keeps between cycles
 
 Revision ID: 0004
 Revises: 0003
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import costguard.db
 
-UPDATED_IN_PLACE = ("budget_status", "budget_spend", "usage_totals")
+UPDATED_IN_PLACE = ("budget_status", "budget_spend", "usage_totals", "budget_window_spend")
 
 # Arrays on PostgreSQL (the only database whose SQL reads the table), JSON elsewhere.
 FloatList = sa.JSON().with_variant(postgresql.ARRAY(sa.Float()), "postgresql")
@@ -44,6 +44,21 @@ def upgrade() -> None:
         sa.Column("forecast", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("budget_id", name=op.f("pk_budget_plans")),
     )
+    op.create_table(
+        "budget_window_spend",
+        sa.Column("budget_id", sa.String(length=64), nullable=False),
+        sa.Column("tenant", sa.String(length=128), nullable=False),
+        sa.Column("short_window", costguard.db.Money(), nullable=False),
+        sa.Column("long_window", costguard.db.Money(), nullable=False),
+        sa.PrimaryKeyConstraint("budget_id", "tenant", name=op.f("pk_budget_window_spend")),
+    )
+    op.create_table(
+        "budget_window_basis",
+        sa.Column("budget_id", sa.String(length=64), nullable=False),
+        sa.Column("basis", sa.String(length=512), nullable=False),
+        sa.Column("window_end", costguard.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("budget_id", name=op.f("pk_budget_window_basis")),
+    )
     if op.get_bind().dialect.name == "postgresql":
         # Rewritten in place by every cycle: free room on each page keeps those updates HOT (no
         # index entry, no new page), which halves the status upsert of a large cycle.
@@ -55,4 +70,6 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in UPDATED_IN_PLACE:
             op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+    op.drop_table("budget_window_basis")
+    op.drop_table("budget_window_spend")
     op.drop_table("budget_plans")

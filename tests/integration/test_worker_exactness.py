@@ -2,7 +2,8 @@
 
 Ingest transactions are held open side by side and committed in any order, with evaluation cycles
 run in between, so the fold meets deltas that commit after a later transaction's deltas. After
-all of it, every budget scope's spend must equal the exact sum over the raw records.
+all of it, every budget scope's spend, and its spend over the burn-rate windows, must equal the
+exact sums over the raw records.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from costguard.budgets.periods import period_containing
 from costguard.db import transaction
 from costguard.evaluation.jobs import run_evaluation_cycle
-from costguard.evaluation.models import BudgetStatusRow
+from costguard.evaluation.models import BudgetStatusRow, BudgetWindowSpend
 from costguard.usage.models import UsageRecord
 from costguard.usage.schemas import parse_usage
 from costguard.usage.service import ingest_batch
@@ -125,13 +126,43 @@ def _expected(db: Database, at: datetime) -> dict[tuple[str, str], Decimal]:
         return expected
 
 
+def _expected_windows(db: Database, at: datetime) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    """Exact spend per (budget, tenant) over the burn-rate windows: records whose 15-minute bucket
+    starts in [at - 1h, at) and [at - 6h, at), straight from the raw records."""
+    found: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+    with transaction(db.factory) as session:
+        rows = session.scalars(select(UsageRecord)).all()
+    for budget in BUDGETS:
+        for r in rows:
+            bucket = datetime.fromtimestamp(r.timestamp.timestamp() // 900 * 900, UTC)
+            if not (
+                budget["tenant"] in ("*", r.tenant)
+                and budget.get("pipeline", "*") in ("*", r.pipeline)
+                and budget.get("model", "*") in ("*", r.model)
+                and at - timedelta(hours=6) <= bucket < at
+            ):
+                continue
+            key = (budget["id"], r.tenant if budget["tenant"] == "*" else budget["tenant"])
+            short, long = found.get(key, (Decimal(0), Decimal(0)))
+            found[key] = (short + (r.cost if bucket >= at - timedelta(hours=1) else 0), long + r.cost)
+    return {key: sums for key, sums in found.items() if sums != (0, 0)}
+
+
 def _assert_exact(db: Database, at: datetime) -> None:
     expected = _expected(db, at)
     with transaction(db.factory) as session:
         stored = {(s.budget_id, s.tenant): s.spend for s in session.scalars(select(BudgetStatusRow))}
+        windows = {
+            (w.budget_id, w.tenant): (w.short_window, w.long_window)
+            for w in session.scalars(select(BudgetWindowSpend))
+            if (w.short_window, w.long_window) != (0, 0)
+        }
     assert set(expected) <= set(stored)
     for key, spend in stored.items():
         assert spend == expected.get(key, Decimal(0)), key
+    # The windows are slid from cycle to cycle (and rebuilt when time goes backwards): they too
+    # must hold exactly what the raw records say.
+    assert windows == _expected_windows(db, at)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -200,3 +231,26 @@ def _assert_exact_for_one(db: Database, at: datetime) -> None:
         raw = sum((r.cost for r in session.scalars(select(UsageRecord))), Decimal(0))
         [status] = session.scalars(select(BudgetStatusRow)).all()
         assert status.spend == raw
+
+
+def test_burn_rate_windows_slide_exactly_cycle_after_cycle(pg):
+    # Cycles every 7 minutes for 8 hours (boundaries crossed one and two buckets at a time), with
+    # records arriving between them: on time, late (into buckets inside and behind the windows)
+    # and ahead of the clock (they enter the windows only when their bucket's time comes).
+    for budget in BUDGETS:
+        add_budget(pg, budget)
+    config = pg.settings()
+    start = BASE + timedelta(hours=10, minutes=3)
+    for step in range(0, 8 * 60, 7):
+        at = start + timedelta(minutes=step)
+        arrivals = [
+            {"tenant": "t1", "pipeline": "p1", "model": "m2", "seconds": 0, "cost": 10**12},
+            {"tenant": "t2", "pipeline": "p2", "model": "m1", "seconds": -50 * 60, "cost": 3 * 10**11},
+            {"tenant": "t3", "pipeline": "p1", "model": None, "seconds": -7 * 3600, "cost": 5 * 10**11},
+            {"tenant": "t1", "pipeline": None, "model": "m2", "seconds": 40 * 60, "cost": 7 * 10**11},
+        ]
+        with transaction(pg.factory) as session:
+            offset = int((at - BASE).total_seconds())
+            ingest_batch(session, [_usage({**r, "seconds": offset + r["seconds"]}) for r in arrivals], now=at)
+        run_evaluation_cycle(pg.factory, config, at=at)
+        _assert_exact(pg, at)
