@@ -8,7 +8,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, or_, select, update
+from sqlalchemy import Text, cast, delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from costguard.budgets.models import BudgetAudit, BudgetRow
@@ -76,6 +76,18 @@ def plain_rows(session: Session) -> Sequence[Any]:
         cast(BudgetRow.labels, Text).label("labels_json"),
     ]
     return session.execute(select(*columns, *json_text).order_by(BudgetRow.id)).all()
+
+
+def row_versions(session: Session) -> tuple[Any, ...] | None:
+    """Every budget's id and row version: equal between two reads exactly when no budget was
+    created, changed (by any means, a manual SQL edit included) or deleted in between.
+
+    PostgreSQL's ``xmin`` changes with every new version of a row; other databases have no such
+    column, and there the answer is None (read the budgets again).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return tuple(session.execute(text("SELECT id, xmin::text FROM budgets ORDER BY id")).all())
 
 
 def plain_spec(row: Any) -> BudgetSpec:

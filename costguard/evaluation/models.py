@@ -90,10 +90,10 @@ class BudgetSpendBasis(Base):
 class BudgetWindowSpend(Base):
     """Spend of one budget scope over the burn-rate windows, kept by sliding them (PostgreSQL).
 
-    The windows end at ``window_end`` of the budget's ``BudgetWindowBasis`` row: the start of the
-    first 15-minute bucket not yet in them. A cycle slides them to its own end (buckets entering
-    added, buckets leaving subtracted) and the fold adds the new deltas that fall inside, so a
-    cycle never sums the last hours of rollups again.
+    Every budget's windows end at the same instant, ``BudgetWindowState.window_end``: the start of
+    the first 15-minute bucket not yet in them. A cycle slides them to its own end (buckets
+    entering added, buckets leaving subtracted) and the fold adds the new deltas that fall inside,
+    so a cycle never sums the last hours of rollups again.
     """
 
     __tablename__ = "budget_window_spend"
@@ -105,12 +105,20 @@ class BudgetWindowSpend(Base):
 
 
 class BudgetWindowBasis(Base):
-    """Which scope a budget's window rows sum, and the bucket they end before."""
+    """Which scope a budget's window rows sum: a change means they are rebuilt."""
 
     __tablename__ = "budget_window_basis"
 
     budget_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     basis: Mapped[str] = mapped_column(String(512))
+
+
+class BudgetWindowState(Base):
+    """The bucket boundary every budget's window spend ends before (one row)."""
+
+    __tablename__ = "budget_window_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
     window_end: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

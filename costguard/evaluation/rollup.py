@@ -11,18 +11,23 @@ computed in Python from the exact text values (``rollup_python``).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from costguard.evaluation import rollup_python
 from costguard.evaluation.logic import LONG_WINDOW, SHORT_WINDOW
-from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis, BudgetWindowBasis, BudgetWindowSpend
+from costguard.evaluation.models import (
+    BudgetSpend,
+    BudgetSpendBasis,
+    BudgetWindowBasis,
+    BudgetWindowSpend,
+    BudgetWindowState,
+)
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 from costguard.usage.models import BUCKET_SECONDS
 
@@ -39,6 +44,14 @@ _MATCH = """
     SELECT b.budget_id, s.tenant, {columns} FROM budget_plans b
     JOIN {source} s ON b.tenant = '*' {extra}
     WHERE (b.pipeline = '*' OR b.pipeline = s.pipeline) AND (b.model = '*' OR b.model = s.model)
+"""
+
+# Adds what ``select`` gives (budget_id, tenant, short, long) to those scopes' window spend.
+_ADD_TO_WINDOWS = """
+    INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
+    {select}
+    ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
+                                                  long_window = w.long_window + EXCLUDED.long_window
 """
 
 _BACKFILL_POSTGRES = text(
@@ -85,18 +98,18 @@ _FOLD_POSTGRES = text(
         SELECT budget_id, tenant, SUM(cost) FROM matched GROUP BY budget_id, tenant
         ON CONFLICT (budget_id, tenant) DO UPDATE SET spend = s.spend + EXCLUDED.spend
         RETURNING 1
-    ), windowed AS (
-        INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
-        SELECT budget_id, tenant, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0), SUM(cost)
-        FROM ("""
-    + _MATCH.format(
-        source="d",
-        columns="s.cost, s.bucket_start",
-        extra="AND s.bucket_start >= :long_start AND s.bucket_start < :window_end",
+    ), windowed AS ("""
+    + _ADD_TO_WINDOWS.format(
+        select="SELECT budget_id, tenant, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0),"
+        " SUM(cost) FROM ("
+        + _MATCH.format(
+            source="d",
+            columns="s.cost, s.bucket_start",
+            extra="AND s.bucket_start >= :long_start AND s.bucket_start < :window_end",
+        )
+        + ") AS m GROUP BY budget_id, tenant"
     )
-    + """) AS m GROUP BY budget_id, tenant
-        ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
-                                                      long_window = w.long_window + EXCLUDED.long_window
+    + """
         RETURNING 1
     )
     SELECT COALESCE(SUM(records), 0) FROM moved
@@ -116,42 +129,41 @@ _REBUILD_WINDOWS = text(
     + ") AS m GROUP BY budget_id, tenant HAVING SUM(short) <> 0 OR SUM(long) <> 0"
 )
 
-# Slide windows that end at :old_end to :window_end: buckets in [old_end, window_end) enter both,
+# Slide every budget's windows from :old_end to :window_end (a budget rebuilt afterwards drops
+# what this gave it): buckets in [old_end, window_end) enter both,
 # buckets that fall behind each window's new start leave it (a bucket that enters and leaves
-# within one slide nets to zero). Before this cycle's fold, which adds the new deltas itself.
+# within one slide nets to zero). Each range is its own index scan. Before this cycle's fold,
+# which adds the new deltas itself.
 _SLIDE_WINDOWS = text(
     """
     WITH moved AS (
-        SELECT tenant, pipeline, model,
-               COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :old_end AND bucket_start < :window_end), 0)
-                   AS entering,
-               COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :old_short AND bucket_start < :short_start), 0)
-                   AS leaving_short,
-               COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :old_long AND bucket_start < :long_start), 0)
-                   AS leaving_long
-        FROM usage_rollups
-        WHERE (bucket_start >= :old_end AND bucket_start < :window_end)
-           OR (bucket_start >= :old_short AND bucket_start < :short_start)
-           OR (bucket_start >= :old_long AND bucket_start < :long_start)
+        SELECT tenant, pipeline, model, SUM(entering) AS entering, SUM(leaving_short) AS leaving_short,
+               SUM(leaving_long) AS leaving_long
+        FROM (
+            SELECT tenant, pipeline, model, cost AS entering, 0 AS leaving_short, 0 AS leaving_long
+            FROM usage_rollups WHERE bucket_start >= :old_end AND bucket_start < :window_end
+            UNION ALL
+            SELECT tenant, pipeline, model, 0, cost, 0
+            FROM usage_rollups WHERE bucket_start >= :old_short AND bucket_start < :short_start
+            UNION ALL
+            SELECT tenant, pipeline, model, 0, 0, cost
+            FROM usage_rollups WHERE bucket_start >= :old_long AND bucket_start < :long_start
+        ) AS ranges
         GROUP BY tenant, pipeline, model
+    )"""
+    + _ADD_TO_WINDOWS.format(
+        select="SELECT budget_id, tenant, SUM(entering - leaving_short), SUM(entering - leaving_long) FROM ("
+        + _MATCH.format(
+            source="moved",
+            columns="s.entering, s.leaving_short, s.leaving_long",
+            extra="",
+        )
+        + ") AS m GROUP BY budget_id, tenant"
     )
-    INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
-    SELECT budget_id, tenant, SUM(entering - leaving_short), SUM(entering - leaving_long) FROM ("""
-    + _MATCH.format(
-        source="moved",
-        columns="s.entering, s.leaving_short, s.leaving_long",
-        extra="AND b.budget_id = ANY(CAST(:ids AS text[]))",
-    )
-    + """) AS m GROUP BY budget_id, tenant
-    ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
-                                                  long_window = w.long_window + EXCLUDED.long_window
-    """
 )
 
-_DROP_EMPTY_WINDOWS = text(
-    "DELETE FROM budget_window_spend WHERE budget_id = ANY(CAST(:ids AS text[]))"
-    " AND short_window = 0 AND long_window = 0"
-)
+_DROP_EMPTY_WINDOWS = text("DELETE FROM budget_window_spend WHERE short_window = 0 AND long_window = 0")
+WINDOWS = "windows"
 
 
 def window_end(now: datetime) -> datetime:
@@ -207,33 +219,32 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
 def _move_windows(session: Session, windows: Sequence[BudgetWindow], *, bounds: dict[str, datetime]) -> None:
     """Bring every budget's window spend to ``bounds["window_end"]`` (before the fold): slide or rebuild."""
     end = bounds["window_end"]
-    stored = {b: (basis, at) for b, basis, at in session.execute(select(*BudgetWindowBasis.__table__.columns))}
-    current = {w.budget_id for w in windows}
-    rebuild: list[str] = []
-    slide: dict[datetime, list[str]] = defaultdict(list)
-    for w in windows:
-        basis, at = stored.get(w.budget_id, (None, None))
-        if basis != w.scope_basis or at is None or not at <= end < at + LONG_WINDOW:
-            rebuild.append(w.budget_id)  # new, rescoped, moved back in time, or idle longer than a window
-        elif at < end:
-            slide[at].append(w.budget_id)
-    reset = [*rebuild, *(b for b in stored if b not in current)]
+    state = session.get(BudgetWindowState, WINDOWS)
+    stored = dict(session.execute(select(BudgetWindowBasis.budget_id, BudgetWindowBasis.basis)).all())
+    if state is None or not state.window_end <= end < state.window_end + LONG_WINDOW:
+        # First cycle, a cycle back in time, or idle longer than the long window: start over.
+        session.execute(delete(BudgetWindowSpend))
+        session.execute(delete(BudgetWindowBasis))
+        stored = {}
+    elif state.window_end < end:
+        old = state.window_end
+        slide = {"old_end": old, "old_short": old - SHORT_WINDOW, "old_long": old - LONG_WINDOW}
+        session.execute(_SLIDE_WINDOWS, {**bounds, **slide})
+        session.execute(_DROP_EMPTY_WINDOWS)
+    current = {w.budget_id: w.scope_basis for w in windows}
+    rebuild = [budget_id for budget_id, basis in current.items() if stored.get(budget_id) != basis]
+    reset = [*rebuild, *(budget_id for budget_id in stored if budget_id not in current)]
     for chunk in _chunks(reset):
         session.execute(delete(BudgetWindowSpend).where(BudgetWindowSpend.budget_id.in_(chunk)))
         session.execute(delete(BudgetWindowBasis).where(BudgetWindowBasis.budget_id.in_(chunk)))
-    for old_end, ids in slide.items():
-        old = {"old_end": old_end, "old_short": old_end - SHORT_WINDOW, "old_long": old_end - LONG_WINDOW}
-        session.execute(_SLIDE_WINDOWS, {**bounds, **old, "ids": ids})
-        session.execute(_DROP_EMPTY_WINDOWS, {"ids": ids})
-        session.execute(
-            update(BudgetWindowBasis).where(BudgetWindowBasis.budget_id.in_(ids)).values(window_end=end),
-            execution_options={"synchronize_session": False},
-        )
     if rebuild:
         session.execute(_REBUILD_WINDOWS, {**bounds, "ids": rebuild})
-        scopes = {w.budget_id: w.scope_basis for w in windows}
-        rows = [{"budget_id": b, "basis": scopes[b], "window_end": end} for b in rebuild]
-        session.execute(insert(BudgetWindowBasis), rows)
+        session.execute(insert(BudgetWindowBasis), [{"budget_id": b, "basis": current[b]} for b in rebuild])
+    if state is None:
+        session.add(BudgetWindowState(name=WINDOWS, window_end=end))
+    else:
+        state.window_end = end
+    session.flush()
 
 
 def _chunks(items: Sequence[str], size: int = 1000) -> Iterable[Sequence[str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -192,7 +193,7 @@ def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleR
     """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
     plans: list[_Plan] = []
     periods: dict[tuple[str, str], Period] = {}  # every budget of a kind and zone shares its period
-    for row in budgets_repo.plain_rows(session):
+    for row in _budget_rows(session):
         try:
             identity = _identity(row)
             spec = _spec(identity, row)
@@ -205,6 +206,25 @@ def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleR
             report.failures[row.id] = f"{type(exc).__name__}: {exc}"
             log.exception("evaluation.budget_failed", extra={"budget": row.id})
     return plans
+
+
+# The budget rows last read from each database, with their row versions: reading and converting
+# 5,000 rows costs more than asking whether any of them changed.
+_ROWS: dict[str, tuple[tuple[Any, ...], Sequence[Any]]] = {}
+
+
+def _budget_rows(session: Session) -> Sequence[Any]:
+    versions = budgets_repo.row_versions(session)
+    database = str(session.get_bind().url)
+    cached = _ROWS.get(database)
+    if versions is not None and cached is not None and cached[0] == versions:
+        return cached[1]
+    rows = budgets_repo.plain_rows(session)
+    if versions is not None:
+        if len(_ROWS) >= 16:
+            _ROWS.clear()
+        _ROWS[database] = (versions, rows)
+    return rows
 
 
 # Parsed budgets and their plans by everything that makes them: validating 5,000 specs each

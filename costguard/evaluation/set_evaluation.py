@@ -114,7 +114,7 @@ _SCOPES = (
     """WITH recent AS (
     SELECT budget_id, tenant, short_window AS short, long_window AS long FROM budget_window_spend
 ),
-p AS """
+p AS MATERIALIZED """
     + _PLANS
     + """,
 scopes AS (
@@ -135,20 +135,29 @@ scopes AS (
 )
 
 # The arithmetic of ``logic.evaluate_scope`` over a relation ``e`` of scopes with their inputs.
+# Each value is computed once, in a LATERAL subquery that OFFSET 0 keeps the planner from
+# flattening: inlined, the forecast would be computed twice and the utilization three times.
 _ARITHMETIC = f"""f AS (
-    SELECT e.*,
-        CASE WHEN elapsed = 0 OR remaining = 0 THEN spend
-             ELSE spend + GREATEST((1 - :weight) * (spend * {_ONE}) / elapsed
-                                   + :weight * (long * {_ONE}) / recent_window, 0) * remaining
-        END AS forecast
-    FROM e
+    SELECT e.*, x.forecast
+    FROM e CROSS JOIN LATERAL (
+        SELECT CASE WHEN elapsed = 0 OR remaining = 0 THEN spend
+                    ELSE spend + GREATEST((1 - :weight) * (spend * {_ONE}) / elapsed
+                                          + :weight * (long * {_ONE}) / recent_window, 0) * remaining
+               END AS forecast
+        OFFSET 0
+    ) AS x
 ), g AS (
-    SELECT f.*,
-        CASE WHEN amount = 0 THEN 0 ELSE ((spend * {_ONE}) / amount)::float8 END AS utilization,
-        CASE WHEN amount = 0 THEN 0 ELSE ((forecast * {_ONE}) / amount)::float8 END AS forecast_utilization,
-        CASE WHEN amount = 0 THEN 0 ELSE ((short * length * {_ONE}) / (:short_s * amount))::float8 END AS burn_short,
-        CASE WHEN amount = 0 THEN 0 ELSE ((long * length * {_ONE}) / (:long_s * amount))::float8 END AS burn_long
-    FROM f
+    SELECT f.*, x.*
+    FROM f CROSS JOIN LATERAL (
+        SELECT
+            CASE WHEN amount = 0 THEN 0 ELSE ((spend * {_ONE}) / amount)::float8 END AS utilization,
+            CASE WHEN amount = 0 THEN 0 ELSE ((forecast * {_ONE}) / amount)::float8 END AS forecast_utilization,
+            CASE WHEN amount = 0 THEN 0 ELSE ((short * length * {_ONE}) / (:short_s * amount))::float8 END
+                AS burn_short,
+            CASE WHEN amount = 0 THEN 0 ELSE ((long * length * {_ONE}) / (:long_s * amount))::float8 END
+                AS burn_long
+        OFFSET 0
+    ) AS x
 )
 INSERT INTO cycle_eval
 SELECT budget_id, tenant, pipeline, model, period, period_start, period_end, currency, amount, length, time_left,

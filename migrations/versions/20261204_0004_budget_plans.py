@@ -56,8 +56,13 @@ def upgrade() -> None:
         "budget_window_basis",
         sa.Column("budget_id", sa.String(length=64), nullable=False),
         sa.Column("basis", sa.String(length=512), nullable=False),
-        sa.Column("window_end", costguard.db.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("budget_id", name=op.f("pk_budget_window_basis")),
+    )
+    op.create_table(
+        "budget_window_state",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("window_end", costguard.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_budget_window_state")),
     )
     if op.get_bind().dialect.name == "postgresql":
         # Rewritten in place by every cycle: free room on each page keeps those updates HOT (no
@@ -70,6 +75,7 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in UPDATED_IN_PLACE:
             op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+    op.drop_table("budget_window_state")
     op.drop_table("budget_window_basis")
     op.drop_table("budget_window_spend")
     op.drop_table("budget_plans")
