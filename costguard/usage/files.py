@@ -107,6 +107,25 @@ class _Rejects:
             self._stream.close()
 
 
+class _Discard(_Rejects):
+    """Rejected rows already written (or counted) by the first read: a re-read only skips them."""
+
+    def write(self, source: str, line: int, where: str, reason: str, raw: Any) -> None:
+        return None
+
+
+def _reread(path: str, fmt: str, *, currency: str, focus: FocusOptions | None, first: _Tally) -> Iterator[UsageIn]:
+    """The file's valid records once more, for the staging path when the optimistic COPY met a taken key."""
+    if first.errors:  # the file is refused whatever is stored
+        return
+    again = _Tally()
+    yield from _valid_records(
+        path, fmt, currency=currency, focus=focus, tally=again, rejects=_Discard(path), progress=None
+    )
+    if (again.read, again.rejected) != (first.read, first.rejected):
+        raise FileRefused(f"{path} changed while it was being ingested; nothing from it was stored, run it again")
+
+
 def _valid_records(
     path: str,
     fmt: str,
@@ -157,9 +176,11 @@ def ingest_file(
     rejects = _Rejects(rejects_path or default_rejects_path(path)) if skip_invalid else None
     tally = _Tally()
     records = _valid_records(path, fmt, currency=currency, focus=focus, tally=tally, rejects=rejects, progress=progress)
+    # stdin cannot be read twice, so it goes straight to the staging path.
+    replay = None if path == "-" else lambda: _reread(path, fmt, currency=currency, focus=focus, first=tally)
     try:
         with transaction(factory) as session:
-            outcome = ingest_batch(session, records, now=now)
+            outcome = ingest_batch(session, records, now=now, replay=replay)
             if tally.errors:
                 more = tally.rejected - 1
                 raise FileRefused(
