@@ -68,7 +68,10 @@ def default_rejects_path(path: str) -> str:
     return "stdin.rejects.jsonl" if path == "-" else f"{path}.rejects.jsonl"
 
 
-def raw_rows(path: str, fmt: str, focus: FocusOptions | None = None) -> Iterator[tuple[int, Any]]:
+def raw_rows(
+    path: str, fmt: str, focus: FocusOptions | None = None, *, currency: str | None = None
+) -> Iterator[tuple[int, Any]]:
+    """(line, raw record) of a file; JSON Lines validated on the way when ``currency`` is given."""
     with importers.open_text(path) as stream:
         first = stream.readline()
         chosen = importers.detect_format(path, first) if fmt == "auto" else fmt
@@ -78,7 +81,7 @@ def raw_rows(path: str, fmt: str, focus: FocusOptions | None = None) -> Iterator
         elif chosen == "csv":
             yield from importers.read_csv(lines, path)
         else:
-            yield from importers.read_jsonl(lines, path)
+            yield from importers.read_jsonl(lines, path, currency=currency)
 
 
 class _Rejects:
@@ -136,10 +139,14 @@ def _valid_records(
     rejects: _Rejects | None,
     progress: Progress | None,
 ) -> Iterator[UsageIn]:
-    for line, raw in raw_rows(path, fmt, focus):
+    for line, raw in raw_rows(path, fmt, focus, currency=currency):
         tally.read += 1
         if progress is not None and tally.read % PROGRESS_EVERY == 0:
             progress(tally.read)
+        if type(raw) is UsageIn:  # already validated by the fast reader
+            if not tally.errors:
+                yield raw
+            continue
         if isinstance(raw, RowProblem):
             where, reason = raw.where, raw.message
         else:
