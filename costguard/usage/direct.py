@@ -38,7 +38,8 @@ CHUNK_RECORDS = 50_000
 # The errors that mean "a key is taken, or two writers crossed": the staging path sorts it out.
 CLASHES = (errors.UniqueViolation, errors.DeadlockDetected)
 
-DeltaKey = tuple[str, str, str, int, str]
+# (tenant, pipeline, model, bucket number, kind); a missing pipeline or model is None until written.
+DeltaKey = tuple[str, str | None, str | None, float, str]
 
 
 class _JsonbTextDumper(Dumper):
@@ -91,9 +92,9 @@ def _copy_chunk(cursor: Any, records: Iterator[UsageIn], deltas: dict[DeltaKey, 
         for r in records:
             timestamp = r.timestamp
             write(fields(r) + ingested)
-            # The bucket the merge computes with date_bin('15 minutes', ts, epoch): a floor, also before 1970.
-            seconds = int(timestamp.timestamp() // BUCKET_SECONDS) * BUCKET_SECONDS
-            key = (r.tenant, r.pipeline or NO_SCOPE, r.model or NO_SCOPE, seconds, r.kind)
+            # The bucket the merge computes with date_bin('15 minutes', ts, epoch), as its (float) number
+            # since the epoch: a floor, also before 1970. Microseconds stay exact in a double here.
+            key = (r.tenant, r.pipeline, r.model, timestamp.timestamp() // BUCKET_SECONDS, r.kind)
             entry = get(key)
             if entry is None:
                 deltas[key] = [r.cost, 1]
@@ -112,5 +113,6 @@ def _copy_deltas(cursor: Any, deltas: dict[DeltaKey, list[Any]]) -> None:
     with cursor.copy(_DELTAS) as copy:
         copy.set_types(_DELTA_TYPES)
         write = copy.write_row
-        for (tenant, pipeline, model, seconds, kind), (cost, records) in deltas.items():
-            write((tenant, pipeline, model, datetime.fromtimestamp(seconds, UTC), kind, cost, records))
+        for (tenant, pipeline, model, bucket, kind), (cost, records) in deltas.items():
+            start = datetime.fromtimestamp(int(bucket) * BUCKET_SECONDS, UTC)
+            write((tenant, pipeline or NO_SCOPE, model or NO_SCOPE, start, kind, cost, records))

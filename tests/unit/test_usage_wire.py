@@ -9,16 +9,25 @@ file lines and for HTTP batches (NDJSON and JSON arrays).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costguard.errors import CostguardError
 from costguard.usage.batches import Limits, fast_records, raw_records, validate_records
 from costguard.usage.importers import RowProblem, read_jsonl
-from costguard.usage.schemas import RecordError, UsageIn, parse_usage
-from costguard.usage.wire import parse_line
+from costguard.usage.schemas import (
+    RecordError,
+    UsageIn,
+    _encode_attributes,
+    _timestamp_text,
+    parse_timestamp,
+    parse_usage,
+)
+from costguard.usage.wire import _ENCODE, parse_line
 
 CURRENCY = "USD"
 LIMITS = Limits(max_records=5, max_bytes=1 << 20)
@@ -251,3 +260,47 @@ def test_a_batch_over_the_record_limit_is_refused_by_the_slow_path() -> None:
     assert fast_records(body, "application/x-ndjson", currency=CURRENCY, limits=LIMITS) is None
     array = ("[" + ",".join(typical(i) for i in range(LIMITS.max_records + 1)) + "]").encode()
     assert fast_records(array, "application/json", currency=CURRENCY, limits=LIMITS) is None
+
+
+flat_values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.text())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(), flat_values, max_size=6))
+def test_msgspec_encodes_plain_attributes_exactly_as_the_json_encoder(attributes: dict[str, Any]) -> None:
+    try:
+        expected = _encode_attributes(attributes)
+    except ValueError:  # a lone surrogate: both refuse
+        return
+    try:
+        encoded = _ENCODE(attributes).decode()
+    except msgspec.EncodeError:
+        return  # the reader then takes the slow path
+    assert encoded == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(timezones=st.just(UTC)),
+    st.sampled_from(["Z", "+00:00"]),
+    st.sampled_from([None, 3, 6]),
+    st.sampled_from(["T", " "]),
+)
+def test_the_hashed_time_text_is_isoformat_whatever_the_written_form(
+    at: datetime, offset: str, digits: int | None, separator: str
+) -> None:
+    text = at.replace(tzinfo=None).isoformat(sep=separator, timespec="seconds") + offset
+    if digits:
+        text = text.replace(offset, f".{at.microsecond:06d}"[: digits + 1] + offset)
+    parsed = parse_timestamp(text)
+    assert _timestamp_text(text, parsed) == parsed.isoformat()
+
+
+def test_a_time_that_leaves_the_calendar_in_utc_is_refused_by_name() -> None:
+    text = typical(5).replace("2026-12-04T10:15:00.25Z", "0001-01-01T00:00:00+02:00")
+    assert slow_line(text) == (
+        "record",
+        "timestamp",
+        "'0001-01-01T00:00:00+02:00' is out of range once converted to UTC",
+    )
+    assert parse_line(text, currency=CURRENCY) is None
