@@ -113,6 +113,9 @@ def _copy_deltas(cursor: Any, deltas: dict[DeltaKey, list[Any]]) -> None:
     with cursor.copy(_DELTAS) as copy:
         copy.set_types(_DELTA_TYPES)
         write = copy.write_row
+        starts: dict[float, datetime] = {}  # a bucket holds many scopes: build each start once
         for (tenant, pipeline, model, bucket, kind), (cost, records) in deltas.items():
-            start = datetime.fromtimestamp(int(bucket) * BUCKET_SECONDS, UTC)
+            start = starts.get(bucket)
+            if start is None:
+                start = starts[bucket] = datetime.fromtimestamp(int(bucket) * BUCKET_SECONDS, UTC)
             write((tenant, pipeline or NO_SCOPE, model or NO_SCOPE, start, kind, cost, records))
