@@ -68,7 +68,10 @@ def default_rejects_path(path: str) -> str:
     return "stdin.rejects.jsonl" if path == "-" else f"{path}.rejects.jsonl"
 
 
-def raw_rows(path: str, fmt: str, focus: FocusOptions | None = None) -> Iterator[tuple[int, Any]]:
+def raw_rows(
+    path: str, fmt: str, focus: FocusOptions | None = None, *, currency: str | None = None
+) -> Iterator[tuple[int, Any]]:
+    """(line, raw record) of a file; JSON Lines validated on the way when ``currency`` is given."""
     with importers.open_text(path) as stream:
         first = stream.readline()
         chosen = importers.detect_format(path, first) if fmt == "auto" else fmt
@@ -78,7 +81,7 @@ def raw_rows(path: str, fmt: str, focus: FocusOptions | None = None) -> Iterator
         elif chosen == "csv":
             yield from importers.read_csv(lines, path)
         else:
-            yield from importers.read_jsonl(lines, path)
+            yield from importers.read_jsonl(lines, path, currency=currency)
 
 
 class _Rejects:
@@ -107,6 +110,25 @@ class _Rejects:
             self._stream.close()
 
 
+class _Discard(_Rejects):
+    """Rejected rows already written (or counted) by the first read: a re-read only skips them."""
+
+    def write(self, source: str, line: int, where: str, reason: str, raw: Any) -> None:
+        return None
+
+
+def _reread(path: str, fmt: str, *, currency: str, focus: FocusOptions | None, first: _Tally) -> Iterator[UsageIn]:
+    """The file's valid records once more, for the staging path when the optimistic COPY met a taken key."""
+    if first.errors:  # the file is refused whatever is stored
+        return
+    again = _Tally()
+    yield from _valid_records(
+        path, fmt, currency=currency, focus=focus, tally=again, rejects=_Discard(path), progress=None
+    )
+    if (again.read, again.rejected) != (first.read, first.rejected):
+        raise FileRefused(f"{path} changed while it was being ingested; nothing from it was stored, run it again")
+
+
 def _valid_records(
     path: str,
     fmt: str,
@@ -117,10 +139,14 @@ def _valid_records(
     rejects: _Rejects | None,
     progress: Progress | None,
 ) -> Iterator[UsageIn]:
-    for line, raw in raw_rows(path, fmt, focus):
+    for line, raw in raw_rows(path, fmt, focus, currency=currency):
         tally.read += 1
         if progress is not None and tally.read % PROGRESS_EVERY == 0:
             progress(tally.read)
+        if type(raw) is UsageIn:  # already validated by the fast reader
+            if not tally.errors:
+                yield raw
+            continue
         if isinstance(raw, RowProblem):
             where, reason = raw.where, raw.message
         else:
@@ -157,9 +183,11 @@ def ingest_file(
     rejects = _Rejects(rejects_path or default_rejects_path(path)) if skip_invalid else None
     tally = _Tally()
     records = _valid_records(path, fmt, currency=currency, focus=focus, tally=tally, rejects=rejects, progress=progress)
+    # stdin cannot be read twice, so it goes straight to the staging path.
+    replay = None if path == "-" else lambda: _reread(path, fmt, currency=currency, focus=focus, first=tally)
     try:
         with transaction(factory) as session:
-            outcome = ingest_batch(session, records, now=now)
+            outcome = ingest_batch(session, records, now=now, replay=replay)
             if tally.errors:
                 more = tally.rejected - 1
                 raise FileRefused(

@@ -12,7 +12,7 @@ from costguard.auth.service import Principal
 from costguard.db import transaction, utcnow
 from costguard.errors import CostguardError, Forbidden, PayloadTooLarge
 from costguard.metrics import USAGE_REJECTED
-from costguard.usage.batches import Limits, decompress, raw_records, validate_records
+from costguard.usage.batches import Limits, decompress, fast_records, raw_records, validate_records
 from costguard.usage.service import IngestResult, ingest_batch
 
 router = APIRouter(tags=["usage"])
@@ -26,9 +26,13 @@ def _ingest(
     limits = Limits(settings.max_batch_records, settings.max_batch_bytes)
     rejected = 1
     try:
-        raws = raw_records(decompress(body, encoding, limits), content_type)
-        rejected = max(len(raws), 1)
-        records = validate_records(raws, currency=settings.currency, limits=limits)
+        data = decompress(body, encoding, limits)
+        records = fast_records(data, content_type, currency=settings.currency, limits=limits)
+        if records is None:  # something is wrong or unusual: the slow path finds and explains it
+            raws = raw_records(data, content_type)
+            rejected = max(len(raws), 1)
+            records = validate_records(raws, currency=settings.currency, limits=limits)
+        rejected = max(len(records), 1)
         if who.tenant is not None:
             foreign = sorted({r.tenant for r in records if r.tenant != who.tenant})
             if foreign:

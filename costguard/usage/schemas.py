@@ -84,8 +84,7 @@ class UsageIn:
     attributes_json: str | None = None
 
 
-def _name(raw: Mapping[str, Any], field: str, limit: int, *, required: bool) -> str | None:
-    value = raw.get(field)
+def _name(value: Any, field: str, limit: int, *, required: bool) -> str | None:
     if value is None:
         if required:
             raise RecordError(field, "is required")
@@ -103,11 +102,10 @@ def _name(raw: Mapping[str, Any], field: str, limit: int, *, required: bool) -> 
     return value
 
 
-def _scope(raw: Mapping[str, Any], field: str, *, required: bool) -> str | None:
+def _scope(value: Any, field: str, *, required: bool) -> str | None:
     """A tenant, pipeline or model name; valid names are remembered (they repeat)."""
-    value = raw.get(field)
-    if value is None or value not in _KNOWN_SCOPES:
-        value = _name(raw, field, MAX_SCOPE_LENGTH if field != "tenant" else MAX_TENANT_LENGTH, required=required)
+    if type(value) is not str or value not in _KNOWN_SCOPES:  # a list or dict is not even hashable
+        value = _name(value, field, MAX_SCOPE_LENGTH if field != "tenant" else MAX_TENANT_LENGTH, required=required)
         if value is not None:
             if len(_KNOWN_SCOPES) >= _KNOWN_SCOPES_MAX:
                 _KNOWN_SCOPES.clear()
@@ -146,12 +144,26 @@ def parse_timestamp(value: object, field: str = "timestamp") -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise RecordError(field, f"{value!r} is not RFC 3339; use a form such as 2026-12-04T10:15:00Z") from exc
-    offset = parsed.utcoffset()
-    if offset is None:
-        raise RecordError(field, f"{value!r} has no UTC offset; add Z or +HH:MM")
-    if parsed.tzinfo is UTC:
+    if parsed.tzinfo is UTC:  # the common case, tested first: utcoffset() costs as much as the parse
         return parsed
-    return parsed.astimezone(UTC)
+    if parsed.utcoffset() is None:
+        raise RecordError(field, f"{value!r} has no UTC offset; add Z or +HH:MM")
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable UTC time
+        raise RecordError(field, f"{value!r} is out of range once converted to UTC") from None
+
+
+# A UTC time written the way most clients write it: its isoformat() is the text with +00:00 for Z
+# (the digits are the parsed fields, zero-padded), which spares isoformat() on the hot path.
+_UTC_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?Z")
+
+
+def _timestamp_text(value: str, parsed: datetime) -> str:
+    """``parsed.isoformat()`` (as hashed), taken from the text it was parsed from when that is the same."""
+    if _UTC_TEXT.fullmatch(value) and (parsed.microsecond or len(value) == 20):
+        return value[:-1] + "+00:00"
+    return parsed.isoformat()
 
 
 def _plain(value: Any) -> Any:
@@ -180,27 +192,80 @@ def parse_usage(raw: object, *, currency: str) -> UsageIn:
     if not _FIELD_SET.issuperset(raw):
         unknown = [key for key in raw if key not in _FIELD_SET]
         raise RecordError(str(unknown[0]), "is not a usage record field; put extra data in attributes")
-    event_id = _name(raw, "event_id", MAX_EVENT_ID_LENGTH, required=True)
-    tenant = _scope(raw, "tenant", required=True)
+    get = raw.get
+    return validate_fields(
+        get("event_id"),
+        get("timestamp"),
+        get("tenant"),
+        get("pipeline"),
+        get("model"),
+        get("cost"),
+        get("currency"),
+        get("kind"),
+        get("attributes"),
+        currency=currency,
+    )
+
+
+def validate_fields(
+    event_id: Any,
+    timestamp_value: Any,
+    tenant_value: Any,
+    pipeline_value: Any,
+    model_value: Any,
+    cost_value: Any,
+    currency_value: Any,
+    kind_value: Any,
+    attributes: Any,
+    *,
+    currency: str,
+    attributes_json: str | None = None,
+) -> UsageIn:
+    """The checks of ``parse_usage`` on the field values (None = absent), in the same order.
+
+    Shared by every reader (``wire`` decodes JSON into these values without a dict), so a
+    record is judged, canonicalised and hashed by exactly one piece of code. A reader that has
+    already encoded plain attributes canonically (the same text ``_encode_attributes`` makes)
+    passes it as ``attributes_json``.
+    """
+    if (
+        not (type(event_id) is str and 0 < len(event_id) <= MAX_EVENT_ID_LENGTH and event_id != WILDCARD)
+        or not event_id.isprintable()
+    ):
+        event_id = _name(event_id, "event_id", MAX_EVENT_ID_LENGTH, required=True)
+    known = _KNOWN_SCOPES
+    tenant = (
+        tenant_value
+        if type(tenant_value) is str and tenant_value in known
+        else _scope(tenant_value, "tenant", required=True)
+    )
     assert event_id is not None and tenant is not None
-    timestamp = parse_timestamp(raw.get("timestamp"))
-    pipeline = _scope(raw, "pipeline", required=False)
-    model = _scope(raw, "model", required=False)
-    kind = raw.get("kind") or "usage"
+    timestamp = parse_timestamp(timestamp_value)
+    timestamp_text = _timestamp_text(timestamp_value, timestamp)
+    pipeline = (
+        pipeline_value
+        if type(pipeline_value) is str and pipeline_value in known
+        else _scope(pipeline_value, "pipeline", required=False)
+    )
+    model = (
+        model_value
+        if type(model_value) is str and model_value in known
+        else _scope(model_value, "model", required=False)
+    )
+    kind = kind_value or "usage"
     if kind not in KINDS:
         raise RecordError("kind", f"must be usage or adjustment, not {kind!r}")
-    cost_value = raw.get("cost")
     if cost_value is None:
         raise RecordError("cost", "is required")
     cost, cost_text = _cost(cost_value)
     if cost < 0 and kind != "adjustment":
         raise RecordError("cost", 'is negative; only records with kind "adjustment" may be negative')
-    record_currency = raw.get("currency") or currency
+    record_currency = currency_value or currency
     if record_currency != currency:
         raise RecordError("currency", f"{record_currency!r} differs from this deployment's currency {currency}")
-    attributes = raw.get("attributes")
-    attributes_json: str | None = None
-    if attributes is not None:
+    if attributes is None:
+        attributes_json = None
+    elif attributes_json is None or type(attributes) is not dict:
         if not isinstance(attributes, Mapping):
             raise RecordError("attributes", "must be a JSON object")
         if type(attributes) is not dict:
@@ -210,10 +275,15 @@ def parse_usage(raw: object, *, currency: str) -> UsageIn:
         except (TypeError, ValueError):
             attributes = _plain(attributes)
             attributes_json = _encode_attributes(attributes)
-        if len(attributes_json.encode()) > MAX_ATTRIBUTES_BYTES:
-            raise RecordError("attributes", f"is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    # A UTF-8 character is at most 4 bytes: short texts need no encoding to be measured.
+    if (
+        attributes_json is not None
+        and len(attributes_json) * 4 > MAX_ATTRIBUTES_BYTES
+        and len(attributes_json.encode()) > MAX_ATTRIBUTES_BYTES
+    ):
+        raise RecordError("attributes", f"is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON")
     content_hash = _content_hash(
-        tenant, event_id, timestamp, pipeline, model, cost_text, currency, kind, attributes_json
+        tenant, event_id, timestamp_text, pipeline, model, cost_text, currency, kind, attributes_json
     )
     return UsageIn(
         tenant, event_id, timestamp, pipeline, model, cost, currency, kind, attributes, content_hash, attributes_json
@@ -227,7 +297,7 @@ def _canonical(value: object) -> bytes:
 def _content_hash(
     tenant: str,
     event_id: str,
-    timestamp: datetime,
+    timestamp_text: str,
     pipeline: str | None,
     model: str | None,
     cost_text: str,
@@ -238,13 +308,14 @@ def _content_hash(
     """sha256 of the canonical JSON array of the record's fields.
 
     The bytes equal ``_canonical([tenant, event_id, timestamp, pipeline, model, cost, currency,
-    kind, attributes])``; it is assembled from pieces already serialised (attributes, remembered
-    scope names) rather than serialising everything again. Timestamps, costs, currencies and
+    kind, attributes])``, ``timestamp_text`` being ``timestamp.isoformat()``; it is assembled from
+    pieces already serialised (attributes, remembered scope names) rather than serialising
+    everything again. Timestamps, costs, currencies and
     kinds never need JSON escaping.
     """
     known = _KNOWN_SCOPES
     document = (
-        f'[{known.get(tenant) or _encode_string(tenant)},{_encode_string(event_id)},"{timestamp.isoformat()}",'
+        f'[{known.get(tenant) or _encode_string(tenant)},{_encode_string(event_id)},"{timestamp_text}",'
         f"{'null' if pipeline is None else known.get(pipeline) or _encode_string(pipeline)},"
         f"{'null' if model is None else known.get(model) or _encode_string(model)},"
         f'"{cost_text}","{currency}","{kind}",{attributes_json or "null"}]'

@@ -1,13 +1,15 @@
 """Ingest records exactly once: all of them or none, duplicates counted, conflicts refused.
 
-PostgreSQL takes the COPY fast path (``staging``); SQLite takes batched idempotent inserts
-(``repository``). Both are driven from the same iterable of validated records, consumed as it
-comes, so a file of any size is ingested in flat memory.
+PostgreSQL first tries the optimistic path (``direct``: COPY straight into the table) when the
+records can be read a second time, and takes the staging path (``staging``: COPY into a staging
+table, then one merge that counts duplicates and finds conflicts) when that path meets a key that
+is already taken. SQLite takes batched idempotent inserts (``repository``). All are driven from an
+iterable of validated records, consumed as it comes, so a file of any size is ingested in flat memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -15,11 +17,14 @@ from itertools import islice
 from sqlalchemy.orm import Session
 
 from costguard.errors import Conflict
-from costguard.usage import repository, staging
+from costguard.usage import direct, repository, staging
 from costguard.usage.schemas import UsageIn
 
 MAX_KEYS_IN_MESSAGE = 10
 SQLITE_CHUNK = 5000
+
+# Reads the same records again from the start (a file re-read, a batch kept in memory).
+Replay = Callable[[], Iterable[UsageIn]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +43,25 @@ def _conflict(keys: Sequence[repository.Key]) -> Conflict:
     )
 
 
-def ingest_batch(session: Session, records: Iterable[UsageIn], *, now: datetime) -> IngestResult:
+def ingest_batch(
+    session: Session, records: Iterable[UsageIn], *, now: datetime, replay: Replay | None = None
+) -> IngestResult:
     """Store new records and their rollup deltas in the caller's transaction.
 
     Raises ``Conflict`` (and the caller rolls back, so nothing is stored) when a key is reused
-    with different content, in the batch or against what is stored.
+    with different content, in the batch or against what is stored. ``replay`` lets a stream that
+    cannot be iterated twice (a file) take the optimistic path; a sequence needs none.
     """
     if session.get_bind().dialect.name == "postgresql":
+        if replay is None and isinstance(records, Sequence):
+            replay = _again(records)
+        if replay is not None:
+            stored = direct.copy_records(session, records, now=now)
+            if stored is not None:
+                return IngestResult(accepted=stored, duplicates=0)
+            # A key was taken (replay, in-batch duplicate, concurrent writer): nothing of the
+            # attempt is left; the staging path decides what is a duplicate and what a conflict.
+            records = replay()
         return _ingest_copy(session, records, now=now)
     accepted = duplicates = 0
     for chunk in _chunks(records, SQLITE_CHUNK):
@@ -52,6 +69,10 @@ def ingest_batch(session: Session, records: Iterable[UsageIn], *, now: datetime)
         accepted += result.accepted
         duplicates += result.duplicates
     return IngestResult(accepted, duplicates)
+
+
+def _again(records: Sequence[UsageIn]) -> Replay:
+    return lambda: records
 
 
 def _chunks(records: Iterable[UsageIn], size: int) -> Iterator[list[UsageIn]]:

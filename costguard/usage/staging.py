@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
+from psycopg import errors
 from sqlalchemy.orm import Session
 
 from costguard.usage.schemas import UsageIn
@@ -20,6 +22,19 @@ from costguard.usage.schemas import UsageIn
 Key = tuple[str, str]
 STAGING = "usage_staging"
 COLUMNS = 'tenant, event_id, "timestamp", pipeline, model, cost, currency, kind, attributes, content_hash'
+# The record's values in COLUMNS order, as one tuple (a C-level getter: this runs per record).
+copy_fields = attrgetter(
+    "tenant",
+    "event_id",
+    "timestamp",
+    "pipeline",
+    "model",
+    "cost",
+    "currency",
+    "kind",
+    "attributes_json",
+    "content_hash",
+)
 TYPES = ["text", "text", "timestamptz", "text", "text", "numeric", "text", "text", "text", "text"]
 MAX_CONFLICTS_REPORTED = 100
 
@@ -35,6 +50,7 @@ CREATE TEMP TABLE IF NOT EXISTS {STAGING} (
 # The sort (key order) and the per-bucket sums of a large file stay in memory up to this size
 # instead of spilling to disk, which halves the merge time of a large file.
 MERGE_WORK_MEM = "128MB"
+MERGE_ATTEMPTS = 5
 _MERGE = f"""
 WITH inserted AS (
     INSERT INTO usage_records ({COLUMNS}, ingested_at)
@@ -64,14 +80,14 @@ LIMIT {MAX_CONFLICTS_REPORTED}
 """
 
 
-def _driver(session: Session) -> Any:
+def driver(session: Session) -> Any:
     """The psycopg connection under the session, inside the session's transaction."""
     return session.connection().connection.driver_connection
 
 
 def stage(session: Session, records: Iterable[UsageIn]) -> int:
     """COPY the records (consumed as they come, never held) into a fresh staging table; returns how many."""
-    conn = _driver(session)
+    conn = driver(session)
     count = 0
     with conn.cursor() as cursor:
         cursor.execute(_CREATE)
@@ -79,36 +95,39 @@ def stage(session: Session, records: Iterable[UsageIn]) -> int:
         with cursor.copy(f"COPY {STAGING} ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(TYPES)
             write = copy.write_row
+            fields = copy_fields
             for r in records:
-                write(
-                    (
-                        r.tenant,
-                        r.event_id,
-                        r.timestamp,
-                        r.pipeline,
-                        r.model,
-                        r.cost,
-                        r.currency,
-                        r.kind,
-                        r.attributes_json,
-                        r.content_hash,
-                    )
-                )
+                write(fields(r))
                 count += 1
     return count
 
 
 def merge(session: Session, *, now: datetime) -> int:
-    """Insert the staged records not stored yet, with their pending deltas; returns how many were inserted."""
-    with _driver(session).cursor() as cursor:
+    """Insert the staged records not stored yet, with their pending deltas; returns how many were inserted.
+
+    Merges insert in key order and cannot deadlock each other, but a concurrent optimistic COPY
+    (``direct``) inserts in file order and can: if this merge is the one PostgreSQL aborts, it
+    is undone to its savepoint and run again once the other writer has moved on.
+    """
+    with driver(session).cursor() as cursor:
         cursor.execute(f"SET LOCAL work_mem = '{MERGE_WORK_MEM}'")
-        cursor.execute(_MERGE, {"now": now})
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+        for attempt in range(1, MERGE_ATTEMPTS + 1):
+            cursor.execute("SAVEPOINT costguard_merge")
+            try:
+                cursor.execute(_MERGE, {"now": now})
+            except errors.DeadlockDetected:
+                cursor.execute("ROLLBACK TO SAVEPOINT costguard_merge")
+                if attempt == MERGE_ATTEMPTS:
+                    raise
+                continue
+            row = cursor.fetchone()
+            cursor.execute("RELEASE SAVEPOINT costguard_merge")
+            return int(row[0]) if row else 0
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def conflicts(session: Session) -> list[Key]:
     """Staged keys whose stored record (ours, another in the file, or a concurrent one) has other content."""
-    with _driver(session).cursor() as cursor:
+    with driver(session).cursor() as cursor:
         cursor.execute(_CONFLICTS)
         return [(tenant, event_id) for tenant, event_id in cursor.fetchall()]
