@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -61,7 +61,36 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--statements", action="store_true", help="print the slowest statements of a (c) cycle")
     return parser.parse_args()
+
+
+class _StatementTimes:
+    """Wall time per SQL statement (by its first words) while listening, to show where a cycle goes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.times: dict[str, list[float]] = {}
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        conn.info["statement_started"] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        took = time.perf_counter() - conn.info.pop("statement_started", time.perf_counter())
+        self.times.setdefault(" ".join(statement.split())[:90], []).append(took)
+
+    def clear(self) -> None:
+        self.times.clear()
+
+    def stop(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
+
+    def show(self, top: int = 12) -> None:
+        for statement, took in sorted(self.times.items(), key=lambda item: -sum(item[1]))[:top]:
+            print(f"    {sum(took) * 1000:8.1f} ms  {len(took):4d}x  {statement}")
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -242,6 +271,7 @@ def main() -> None:
 
             a = statistics.median(_timed(naive) for _ in range(args.repeat))
         engine = make_engine(url, application_name="costguard-bench")
+        statements = _StatementTimes(engine)
         factory = make_session_factory(engine)
         settings = Settings(database_url=url)  # type: ignore[call-arg]
         tick = iter(range(1, 10**6))
@@ -272,7 +302,9 @@ def main() -> None:
             with transaction(factory) as session:
                 for start in range(0, len(batch), 5000):
                     ingest_batch(session, batch[start : start + 5000], now=clock[0])
+            statements.clear()  # what is left at the end: the statements of the last (c) cycle
             incremental.append(_timed(cycle))
+        statements.stop()
         c = statistics.median(incremental)
         c_eval = statistics.median(evaluation_only)
         _check_exact(factory, naive_rows, args)
@@ -299,6 +331,9 @@ def main() -> None:
         with transaction(factory) as session:
             alerts = session.scalar(text("SELECT count(*) FROM alerts"))
         print(f"    alerts in the database: {alerts:,}")
+        if args.statements:
+            print("slowest statements of the last (c) cycle:")
+            statements.show()
     finally:
         if engine is not None:
             engine.dispose()

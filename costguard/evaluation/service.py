@@ -215,7 +215,7 @@ _ROWS: dict[str, tuple[tuple[Any, ...], Sequence[Any]]] = {}
 
 def _budget_rows(session: Session) -> Sequence[Any]:
     versions = budgets_repo.row_versions(session)
-    database = str(session.get_bind().url)
+    database = str(session.get_bind().engine.url)
     cached = _ROWS.get(database)
     if versions is not None and cached is not None and cached[0] == versions:
         return cached[1]

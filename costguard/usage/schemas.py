@@ -275,16 +275,22 @@ def validate_fields(
         except (TypeError, ValueError):
             attributes = _plain(attributes)
             attributes_json = _encode_attributes(attributes)
-    # A UTF-8 character is at most 4 bytes: short texts need no encoding to be measured.
-    if (
-        attributes_json is not None
-        and len(attributes_json) * 4 > MAX_ATTRIBUTES_BYTES
-        and len(attributes_json.encode()) > MAX_ATTRIBUTES_BYTES
-    ):
-        raise RecordError("attributes", f"is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON")
-    content_hash = _content_hash(
-        tenant, event_id, timestamp_text, pipeline, model, cost_text, currency, kind, attributes_json
-    )
+    try:
+        # A UTF-8 character is at most 4 bytes: short texts need no encoding to be measured.
+        if (
+            attributes_json is not None
+            and len(attributes_json) * 4 > MAX_ATTRIBUTES_BYTES
+            and len(attributes_json.encode()) > MAX_ATTRIBUTES_BYTES
+        ):
+            raise RecordError("attributes", f"is larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+        content_hash = _content_hash(
+            tenant, event_id, timestamp_text, pipeline, model, cost_text, currency, kind, attributes_json
+        )
+    except UnicodeEncodeError:
+        # Only attributes can get here with such text: the names above must be printable.
+        raise RecordError(
+            "attributes", "holds text that is not valid Unicode (an unpaired surrogate such as \\ud800); send UTF-8"
+        ) from None
     return UsageIn(
         tenant, event_id, timestamp, pipeline, model, cost, currency, kind, attributes, content_hash, attributes_json
     )

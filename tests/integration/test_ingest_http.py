@@ -295,3 +295,16 @@ def test_a_chunked_body_of_unknown_length_over_the_limit_is_a_413(api, db):
     assert response.status_code == 413
     assert "65536 bytes" in response.json()["error"]
     assert stored(db) == before
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+def test_an_unpaired_surrogate_in_attributes_is_refused_by_name_not_a_server_error(api, db, content_type):
+    before = stored(db)
+    record = b'{"event_id": "s", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": "1",'
+    record += b' "attributes": {"note": "\\ud800"}}'
+    body = record if content_type == "application/x-ndjson" else b"[" + record + b"]"
+    response = post_raw(api, body, **{"Content-Type": content_type})
+    assert response.status_code == 422, response.text
+    assert response.json()["details"][0]["field"] == "attributes"
+    assert "Unicode" in response.json()["details"][0]["message"]
+    assert stored(db) == before
