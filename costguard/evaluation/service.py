@@ -189,11 +189,38 @@ def _run_candidates(
     report.scopes_evaluated = evaluated.scopes
 
 
+@dataclass(frozen=True, slots=True)
+class _PlanSet:
+    """The plans made from one read of the budget rows, good while ``now`` is in every period."""
+
+    rows: Sequence[Any]
+    timezone: str
+    valid_from: datetime  # the latest period start
+    valid_until: datetime  # the earliest period end
+    plans: list[_Plan]
+    failures: dict[str, str]
+
+
+_PLAN_SETS: dict[str, _PlanSet] = {}
+
+
 def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
     """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
+    rows = _budget_rows(session)
+    database = str(session.get_bind().engine.url)
+    cached = _PLAN_SETS.get(database)
+    if (
+        cached is not None
+        and cached.rows is rows
+        and cached.timezone == settings.timezone
+        and cached.valid_from <= now < cached.valid_until
+    ):
+        report.failures.update(cached.failures)
+        return cached.plans
     plans: list[_Plan] = []
+    failures: dict[str, str] = {}
     periods: dict[tuple[str, str], Period] = {}  # every budget of a kind and zone shares its period
-    for row in _budget_rows(session):
+    for row in rows:
         try:
             identity = _identity(row)
             spec = _spec(identity, row)
@@ -203,8 +230,14 @@ def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleR
                 period = periods[(kind, zone)] = period_containing(kind, ZoneInfo(zone), now)
             plans.append(_cached_plan(identity, spec, period))
         except Exception as exc:
-            report.failures[row.id] = f"{type(exc).__name__}: {exc}"
+            failures[row.id] = f"{type(exc).__name__}: {exc}"
             log.exception("evaluation.budget_failed", extra={"budget": row.id})
+    report.failures.update(failures)
+    if periods:
+        if len(_PLAN_SETS) >= 16:
+            _PLAN_SETS.clear()
+        starts, ends = [p.start for p in periods.values()], [p.end for p in periods.values()]
+        _PLAN_SETS[database] = _PlanSet(rows, settings.timezone, max(starts), min(ends), plans, failures)
     return plans
 
 
