@@ -198,7 +198,10 @@ def http_ingest(sa_url: str, path: Path, *, batch: int, clients: int, web_worker
                             body = next(source, None)
                         if body is None or failures:
                             return
-                        response = http.post("/v1/usage", content=body)
+                        # One connection per batch, as independent senders behind a load balancer:
+                        # two long-lived connections sometimes both land on one of the server's
+                        # processes (it accepts them), which halved the throughput of some runs.
+                        response = http.post("/v1/usage", content=body, headers={"Connection": "close"})
                         if response.status_code != 200:
                             failures.append(f"{response.status_code} {response.text[:300]}")
 

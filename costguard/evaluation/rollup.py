@@ -66,55 +66,82 @@ _BACKFILL_POSTGRES = text(
     + ") AS matched GROUP BY budget_id, tenant"
 )
 
-_FOLD_POSTGRES = text(
-    """
-    WITH moved AS (
-        DELETE FROM usage_rollup_pending
-        RETURNING tenant, pipeline, model, bucket_start, kind, cost, records
-    ), rollups AS (
+# The fold, in one transaction: every committed delta is taken out of the pending table into
+# ``cycle_moved`` (a delta committed meanwhile waits for the next cycle), then added to the
+# rollups, the totals, the period spend and the window spend. Separate statements over a temp
+# table: as data-modifying CTEs of one statement sharing the DELETE's output, the same work took
+# two to three times as long.
+_MOVED_TABLE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS cycle_moved (
+    tenant text NOT NULL, pipeline text NOT NULL, model text NOT NULL, bucket_start timestamptz NOT NULL,
+    kind text NOT NULL, cost numeric NOT NULL, records bigint NOT NULL
+) ON COMMIT DROP
+"""
+_FOLD_POSTGRES = [
+    text(_MOVED_TABLE),
+    text("TRUNCATE cycle_moved"),
+    text(
+        """
+        WITH moved AS (
+            DELETE FROM usage_rollup_pending RETURNING tenant, pipeline, model, bucket_start, kind, cost, records
+        )
+        INSERT INTO cycle_moved SELECT * FROM moved
+        """
+    ),
+    # The pending table is emptied by every fold, so its statistics (gathered whenever autovacuum
+    # passes) often say "no rows" while thousands wait; planned on that, matching them to the
+    # budgets ran in nested loops, 4,000 times slower. The moved rows' own statistics are exact.
+    text("ANALYZE cycle_moved"),
+    text(
+        """
         INSERT INTO usage_rollups AS r (tenant, bucket_start, pipeline, model, kind, cost, records)
         SELECT tenant, bucket_start, pipeline, model, kind, SUM(cost), SUM(records)
-        FROM moved GROUP BY tenant, bucket_start, pipeline, model, kind
+        FROM cycle_moved GROUP BY tenant, bucket_start, pipeline, model, kind
         ON CONFLICT (tenant, bucket_start, pipeline, model, kind)
         DO UPDATE SET cost = r.cost + EXCLUDED.cost, records = r.records + EXCLUDED.records
-        RETURNING 1
-    ), totals AS (
+        """
+    ),
+    text(
+        """
         INSERT INTO usage_totals AS t (tenant, pipeline, model, kind, cost, records, last_timestamp)
         SELECT tenant, pipeline, model, kind, SUM(cost), SUM(records), MAX(bucket_start)
-        FROM moved GROUP BY tenant, pipeline, model, kind
+        FROM cycle_moved GROUP BY tenant, pipeline, model, kind
         ON CONFLICT (tenant, pipeline, model, kind)
         DO UPDATE SET cost = t.cost + EXCLUDED.cost, records = t.records + EXCLUDED.records,
                       last_timestamp = GREATEST(t.last_timestamp, EXCLUDED.last_timestamp)
-        RETURNING 1
-    ), d AS (
-        SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost
-        FROM moved GROUP BY tenant, bucket_start, pipeline, model
-    ), matched AS ("""
-    + _MATCH.format(
-        source="d", columns="s.cost", extra="AND s.bucket_start >= b.period_start AND s.bucket_start < b.period_end"
-    )
-    + """), spend AS (
-        INSERT INTO budget_spend AS s (budget_id, tenant, spend)
-        SELECT budget_id, tenant, SUM(cost) FROM matched GROUP BY budget_id, tenant
-        ON CONFLICT (budget_id, tenant) DO UPDATE SET spend = s.spend + EXCLUDED.spend
-        RETURNING 1
-    ), windowed AS ("""
-    + _ADD_TO_WINDOWS.format(
-        select="SELECT budget_id, tenant, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0),"
-        " SUM(cost) FROM ("
-        + _MATCH.format(
-            source="d",
-            columns="s.cost, s.bucket_start",
-            extra="AND s.bucket_start >= :long_start AND s.bucket_start < :window_end",
+        """
+    ),
+    text(
+        """
+        WITH d AS (
+            SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost
+            FROM cycle_moved GROUP BY tenant, bucket_start, pipeline, model
         )
-        + ") AS m GROUP BY budget_id, tenant"
-    )
-    + """
-        RETURNING 1
-    )
-    SELECT COALESCE(SUM(records), 0) FROM moved
-    """
-)
+        INSERT INTO budget_spend AS s (budget_id, tenant, spend)
+        SELECT budget_id, tenant, SUM(cost) FROM ("""
+        + _MATCH.format(
+            source="d", columns="s.cost", extra="AND s.bucket_start >= b.period_start AND s.bucket_start < b.period_end"
+        )
+        + """) AS matched GROUP BY budget_id, tenant
+        ON CONFLICT (budget_id, tenant) DO UPDATE SET spend = s.spend + EXCLUDED.spend
+        """
+    ),
+    text(
+        """
+        WITH d AS (
+            SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost FROM cycle_moved
+            WHERE bucket_start >= :long_start AND bucket_start < :window_end
+            GROUP BY tenant, bucket_start, pipeline, model
+        )"""
+        + _ADD_TO_WINDOWS.format(
+            select="SELECT budget_id, tenant, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0),"
+            " SUM(cost) FROM ("
+            + _MATCH.format(source="d", columns="s.cost, s.bucket_start", extra="")
+            + ") AS m GROUP BY budget_id, tenant"
+        )
+    ),
+]
+_FOLDED = text("SELECT COALESCE(SUM(records), 0) FROM cycle_moved")
 
 # The burn-rate windows of budgets whose scope is new to them (or too far from their last end),
 # summed from the rollups before this cycle's fold: [end - long, end) and [end - short, end).
@@ -212,7 +239,9 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
     end = window_end(now)
     bounds = {"window_end": end, "short_start": end - SHORT_WINDOW, "long_start": end - LONG_WINDOW}
     _move_windows(session, windows, bounds=bounds)
-    folded = session.execute(_FOLD_POSTGRES, bounds).scalar_one()
+    for statement in _FOLD_POSTGRES:
+        session.execute(statement, bounds)
+    folded = session.execute(_FOLDED).scalar_one()
     return SyncReport(int(folded), len(stale))
 
 
