@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import Any
 
-from costguard.money import MoneyError, money_text, parse_money
+from costguard.money import MoneyError, parse_money
 
 KINDS = ("usage", "adjustment")
 FIELDS = ("event_id", "timestamp", "tenant", "pipeline", "model", "cost", "currency", "kind", "attributes")
@@ -327,18 +327,3 @@ def _content_hash(
         f'"{cost_text}","{currency}","{kind}",{attributes_json or "null"}]'
     )
     return hashlib.sha256(document.encode()).hexdigest()
-
-
-def usage_document(record: UsageIn) -> dict[str, Any]:
-    """The record as the API shows it: money as an exact string, time in RFC 3339 UTC."""
-    return {
-        "event_id": record.event_id,
-        "timestamp": record.timestamp.isoformat().replace("+00:00", "Z"),
-        "tenant": record.tenant,
-        "pipeline": record.pipeline,
-        "model": record.model,
-        "cost": money_text(record.cost),
-        "currency": record.currency,
-        "kind": record.kind,
-        "attributes": record.attributes,
-    }
