@@ -63,19 +63,24 @@ def _ratio(part: Decimal, whole: Decimal) -> float:
 
 @dataclass(frozen=True, slots=True)
 class PeriodClock:
-    """The seconds a forecast and a burn rate divide by, as exact decimals (shared with the SQL evaluation)."""
+    """The seconds a forecast and a burn rate divide by, as exact decimals (the SQL computes the same)."""
 
     elapsed: Decimal
     remaining: Decimal
-    recent_window: Decimal
     length: Decimal
 
 
 def period_clock(period: Period, at: datetime) -> PeriodClock:
     elapsed = Decimal(str(max((min(at, period.end) - period.start).total_seconds(), 0.0)))
     remaining = Decimal(str(max((period.end - max(at, period.start)).total_seconds(), 0.0)))
-    window = Decimal(str(min(LONG_WINDOW.total_seconds(), float(elapsed))))
-    return PeriodClock(elapsed, remaining, window, Decimal(str(period.length_seconds)))
+    return PeriodClock(elapsed, remaining, Decimal(str(period.length_seconds)))
+
+
+# The recent pace is the long window's spend over the long window's length. The window is not
+# cut at the period start (a budget's windows are the last hours, whatever its period), so it is
+# never divided by the few minutes a new period has run: that turned yesterday's steady pace
+# into a spike at every midnight.
+_LONG_WINDOW_SECONDS = Decimal(str(LONG_WINDOW.total_seconds()))
 
 
 def forecast_spend(period: Period, at: datetime, spend: Decimal, long_window_spend: Decimal) -> Decimal:
@@ -85,7 +90,7 @@ def forecast_spend(period: Period, at: datetime, spend: Decimal, long_window_spe
     if elapsed == 0 or remaining == 0:
         return spend
     period_pace = spend / elapsed
-    recent_pace = long_window_spend / clock.recent_window
+    recent_pace = long_window_spend / _LONG_WINDOW_SECONDS
     pace = (1 - RECENT_PACE_WEIGHT) * period_pace + RECENT_PACE_WEIGHT * recent_pace
     return spend + max(pace, Decimal(0)) * remaining
 

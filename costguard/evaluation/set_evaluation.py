@@ -104,7 +104,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS cycle_eval (
 # What the arithmetic and the later statements need of each scope's plan.
 _PLAN_FIELDS = (
     "p.pipeline, p.model, p.period, p.period_start, p.period_end, p.currency, p.amount, p.elapsed, p.remaining,"
-    " LEAST(CAST(:long_s AS numeric), p.elapsed) AS recent_window, p.length, p.time_left, p.thresholds, p.labels,"
+    " CAST(:long_s AS numeric) AS recent_window, p.length, p.time_left, p.thresholds, p.labels,"
     " p.min_threshold, p.forecast AS forecast_enabled"
 )
 

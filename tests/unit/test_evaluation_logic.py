@@ -87,3 +87,22 @@ def test_fingerprint_is_stable_and_distinguishes_thresholds():
 def test_period_elapsed_fraction_is_clamped():
     assert PERIOD.elapsed_fraction(PERIOD.start - timedelta(days=1)) == 0
     assert PERIOD.elapsed_fraction(PERIOD.end + timedelta(days=1)) == 1
+
+
+def test_a_steady_pace_does_not_look_like_a_spike_just_after_the_period_starts():
+    # A daily budget of 30 spent at a steady 1 an hour. Ten minutes into a new day the period has
+    # 10 minutes of spend, but the 6-hour window holds 6 hours of it (5h50 of them yesterday's):
+    # the recent pace is 6 / 6h = 1 an hour, not 6 / 10 minutes, and the forecast stays near 24.
+    day = period_containing("daily", ZoneInfo("UTC"), datetime(2026, 12, 17, 0, 10, tzinfo=UTC))
+    at = day.start + timedelta(minutes=10)
+    evaluation = logic.evaluate_scope(
+        period=day,
+        at=at,
+        amount=Decimal("30"),
+        thresholds=(),
+        spend=Decimal(10) / 60,
+        short_window_spend=Decimal(1),
+        long_window_spend=Decimal(6),
+    )
+    assert abs(evaluation.forecast_spend - 24) < Decimal("0.001")
+    assert not logic.conditions(evaluation, thresholds=(), forecast=True, at=at)
