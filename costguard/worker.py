@@ -36,6 +36,10 @@ def configure(scheduler: BaseScheduler, factory: sessionmaker[Session], settings
         _job,
         "interval",
         seconds=settings.evaluation_interval_seconds,
+        # Replicas started together would tick in lockstep, and the one whose clock runs a few ms
+        # ahead would take the guard every time while the others always stand aside. A random
+        # delay of up to a tenth of the interval, drawn anew each tick, lets any of them run.
+        jitter=settings.evaluation_interval_seconds / 10,
         args=(factory, settings, client),
         id=JOB_ID,
         next_run_time=utcnow() + timedelta(seconds=1),
