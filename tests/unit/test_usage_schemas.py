@@ -123,3 +123,12 @@ def test_the_fast_cost_path_agrees_with_parse_money(amount, extra_zeros):
     parsed = parse_usage(raw, currency="USD")
     assert parsed.cost == parse_money(text)
     assert parsed.content_hash == reference_hash({**raw, "cost": parse_money(text)})
+
+
+@pytest.mark.parametrize("field", ["tenant", "pipeline", "model", "event_id"])
+@pytest.mark.parametrize("value", [["acme"], {"name": "acme"}, 5])
+def test_a_name_that_is_not_a_string_is_refused_by_name_not_a_type_error(field, value):
+    record = {"event_id": "e", "tenant": "acme", "timestamp": "2026-12-04T10:00:00Z", "cost": "1", field: value}
+    with pytest.raises(RecordError) as caught:
+        parse_usage(record, currency="USD")
+    assert (caught.value.field, caught.value.message) == (field, "must be a string")
