@@ -227,15 +227,15 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
     if session.get_bind().dialect.name != "postgresql":
         rollup_python.rebuild(session, stale)
         return SyncReport(rollup_python.fold(session, windows), len(stale))
-    # The sums of the fold and of the recent windows, over tens of thousands of rows, spill to disk
-    # at the default 4MB. And the row counts of what was just folded or of the last hours are far
+    # The sums of the rebuilds, the window slide and the fold, over tens of thousands of rows,
+    # spill to disk at the default 4MB. And the row counts of the last hours of rollups are far
     # above what the statistics (gathered before) promise, which makes the planner sort both sides
     # of a merge join: hash joins are right for every join of the cycle. This transaction only.
     session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     session.execute(text("SET LOCAL enable_mergejoin = off"))
     stale_ids = [w.budget_id for w in stale]
-    for start, end in sorted({(w.period_start, w.period_end) for w in stale}):
-        session.execute(_BACKFILL_POSTGRES, {"start": start, "end": end, "stale": stale_ids})
+    for period_start, period_end in sorted({(w.period_start, w.period_end) for w in stale}):
+        session.execute(_BACKFILL_POSTGRES, {"start": period_start, "end": period_end, "stale": stale_ids})
     end = window_end(now)
     bounds = {"window_end": end, "short_start": end - SHORT_WINDOW, "long_start": end - LONG_WINDOW}
     _move_windows(session, windows, bounds=bounds)
