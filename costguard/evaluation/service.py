@@ -191,8 +191,10 @@ def _run_candidates(
 
 @dataclass(frozen=True, slots=True)
 class _PlanSet:
-    """The plans made from one read of the budget rows, good while ``now`` is in every period."""
+    """One database's budget rows as last read, with their row versions, and the plans made from
+    them: good while no version changed and ``now`` is in every period."""
 
+    versions: tuple[Any, ...] | None
     rows: Sequence[Any]
     timezone: str
     valid_from: datetime  # the latest period start
@@ -201,22 +203,23 @@ class _PlanSet:
     failures: dict[str, str]
 
 
+# Reading and converting 5,000 budget rows, and planning them, costs more than asking whether
+# any of them changed (PostgreSQL only: elsewhere there are no row versions to ask).
 _PLAN_SETS: dict[str, _PlanSet] = {}
 
 
 def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleReport) -> list[_Plan]:
     """Each budget's spec and current period; a budget that cannot even be read is reported, not fatal."""
-    rows = _budget_rows(session)
+    versions = budgets_repo.row_versions(session)
     database = str(session.get_bind().engine.url)
     cached = _PLAN_SETS.get(database)
-    if (
-        cached is not None
-        and cached.rows is rows
-        and cached.timezone == settings.timezone
-        and cached.valid_from <= now < cached.valid_until
-    ):
-        report.failures.update(cached.failures)
-        return cached.plans
+    if versions is not None and cached is not None and cached.versions == versions:
+        if cached.timezone == settings.timezone and cached.valid_from <= now < cached.valid_until:
+            report.failures.update(cached.failures)
+            return cached.plans
+        rows = cached.rows
+    else:
+        rows = budgets_repo.plain_rows(session)
     plans: list[_Plan] = []
     failures: dict[str, str] = {}
     periods: dict[tuple[str, str], Period] = {}  # every budget of a kind and zone shares its period
@@ -233,31 +236,12 @@ def _plan(session: Session, *, settings: Settings, now: datetime, report: CycleR
             failures[row.id] = f"{type(exc).__name__}: {exc}"
             log.exception("evaluation.budget_failed", extra={"budget": row.id})
     report.failures.update(failures)
-    if periods:
+    if versions is not None and periods:
         if len(_PLAN_SETS) >= 16:
             _PLAN_SETS.clear()
         starts, ends = [p.start for p in periods.values()], [p.end for p in periods.values()]
-        _PLAN_SETS[database] = _PlanSet(rows, settings.timezone, max(starts), min(ends), plans, failures)
+        _PLAN_SETS[database] = _PlanSet(versions, rows, settings.timezone, max(starts), min(ends), plans, failures)
     return plans
-
-
-# The budget rows last read from each database, with their row versions: reading and converting
-# 5,000 rows costs more than asking whether any of them changed.
-_ROWS: dict[str, tuple[tuple[Any, ...], Sequence[Any]]] = {}
-
-
-def _budget_rows(session: Session) -> Sequence[Any]:
-    versions = budgets_repo.row_versions(session)
-    database = str(session.get_bind().engine.url)
-    cached = _ROWS.get(database)
-    if versions is not None and cached is not None and cached[0] == versions:
-        return cached[1]
-    rows = budgets_repo.plain_rows(session)
-    if versions is not None:
-        if len(_ROWS) >= 16:
-            _ROWS.clear()
-        _ROWS[database] = (versions, rows)
-    return rows
 
 
 # Parsed budgets and their plans by everything that makes them: validating 5,000 specs each
