@@ -5,7 +5,7 @@ from costguard.auth.models import ApiToken
 from costguard.budgets.models import BudgetAudit, BudgetRow
 from costguard.db import Base
 from costguard.evaluation.models import BudgetSpend, BudgetSpendBasis, BudgetStatusRow, EvaluationState, WorkerClaim
-from costguard.usage.models import UsageRecord, UsageRollup, UsageRollupPending, UsageTotal
+from costguard.usage.models import UsageBatch, UsageRecord, UsageRollup, UsageRollupPending, UsageTotal
 
 __all__ = [
     "AlertNotification",
@@ -19,6 +19,7 @@ __all__ = [
     "BudgetStatusRow",
     "EvaluationState",
     "ReceiverState",
+    "UsageBatch",
     "UsageRecord",
     "UsageRollup",
     "UsageRollupPending",

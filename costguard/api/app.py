@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,9 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *, run_schedu
 
             scheduler = background(factory, settings)
             scheduler.start()
+        # The application is built: its long-lived objects (modules, routes, the engine) are left
+        # out of the collections that every request's short-lived objects trigger.
+        gc.freeze()
         try:
             yield
         finally:

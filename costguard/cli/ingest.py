@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import Iterator
 
@@ -36,6 +37,10 @@ def ingest(
     if rejects is not None and not skip_invalid:
         fail("--rejects needs --skip-invalid; without it an invalid row refuses the whole file")
     rt = open_or_fail("costguard-ingest")
+    # Everything long-lived exists now (modules, settings, the engine). Frozen, it is left out of
+    # the collections that a million short-lived records trigger, instead of being walked by each
+    # of them: about a tenth of a large file's time.
+    gc.freeze()
     focus = FocusOptions(tenant_column=tenant_column, tenant=tenant, cost_column=cost_column)
     accepted = duplicates = rejected = 0
     started = time.perf_counter()

@@ -2,8 +2,9 @@
 
 Most batches hold only new keys. For them, staging and then merging costs the server the whole
 batch twice, and the merge cannot start before the last record is parsed. Here the server inserts
-while Python parses (two cores at work), and the rollup deltas are summed in Python and written
-at the end of each chunk, in the same transaction.
+while Python parses (two cores at work). The records carry the id of a ``usage_batches`` row
+written in the same transaction, and the worker sums them from there: no per-bucket deltas are
+computed or written here, which was a third of this path's time.
 
 The unique key (tenant, event_id) is the referee: a replay, a duplicate inside the batch, a key
 taken by a concurrent writer, or a deadlock with one, all abort the COPY. Then everything this
@@ -14,7 +15,7 @@ duplicates and detects conflicts. So this path never decides about duplicates it
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from psycopg import errors
@@ -22,24 +23,17 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from sqlalchemy.orm import Session
 
-from costguard.usage.models import BUCKET_SECONDS, NO_SCOPE
 from costguard.usage.schemas import UsageIn
 from costguard.usage.staging import COLUMNS, TYPES, copy_fields, driver
 
 _SAVEPOINT = "costguard_direct_copy"
-_RECORDS = f"COPY usage_records ({COLUMNS}, ingested_at) FROM STDIN (FORMAT BINARY)"
-_DELTAS = (
-    "COPY usage_rollup_pending (tenant, pipeline, model, bucket_start, kind, cost, records) FROM STDIN (FORMAT BINARY)"
-)
-_DELTA_TYPES = ["text", "text", "text", "timestamptz", "text", "numeric", "int8"]
-# A chunk ends after this many records: its deltas are written (bounding their memory) and a
-# key clash surfaces at the latest here, so a replayed file is abandoned early, not at its end.
+_BATCH = "INSERT INTO usage_batches (ingested_at) VALUES (%s) RETURNING id"
+_RECORDS = f"COPY usage_records ({COLUMNS}, ingested_at, batch_id) FROM STDIN (FORMAT BINARY)"
+# A chunk ends after this many records, so that a key clash surfaces early: a replayed file is
+# abandoned after its first chunk, not at its end.
 CHUNK_RECORDS = 50_000
 # The errors that mean "a key is taken, or two writers crossed": the staging path sorts it out.
 CLASHES = (errors.UniqueViolation, errors.DeadlockDetected)
-
-# (tenant, pipeline, model, bucket number, kind); a missing pipeline or model is None until written.
-DeltaKey = tuple[str, str | None, str | None, float, str]
 
 
 class _JsonbTextDumper(Dumper):
@@ -52,12 +46,12 @@ class _JsonbTextDumper(Dumper):
         return b"\x01" + obj.encode()
 
 
-# staging.TYPES, but attributes go in as jsonb directly, and ingested_at is added.
-_RECORD_TYPES = [*TYPES[:8], "jsonb", "text", "timestamptz"]
+# staging.TYPES, but attributes go in as jsonb directly, and ingested_at and batch_id are added.
+_RECORD_TYPES = [*TYPES[:8], "jsonb", "text", "timestamptz", "int8"]
 
 
 def copy_records(session: Session, records: Iterable[UsageIn], *, now: datetime) -> int | None:
-    """COPY the records and their rollup deltas; return how many, or None (all undone) on a key clash."""
+    """COPY the records as one new batch; return how many, or None (all undone) on a key clash."""
     conn = driver(session)
     stored = 0
     with conn.cursor() as cursor:
@@ -65,11 +59,13 @@ def copy_records(session: Session, records: Iterable[UsageIn], *, now: datetime)
         cursor.adapters.register_dumper(None, _JsonbTextDumper)
         cursor.execute(f"SAVEPOINT {_SAVEPOINT}")
         try:
+            cursor.execute(_BATCH, (now,))
+            row = cursor.fetchone()
+            assert row is not None
+            trailer = (now, row[0])
             iterator = iter(records)
             while True:
-                deltas: dict[DeltaKey, list[Any]] = {}
-                count = _copy_chunk(cursor, iterator, deltas, now)
-                _copy_deltas(cursor, deltas)
+                count = _copy_chunk(cursor, iterator, trailer)
                 stored += count
                 if count < CHUNK_RECORDS:
                     break
@@ -80,42 +76,16 @@ def copy_records(session: Session, records: Iterable[UsageIn], *, now: datetime)
     return stored
 
 
-def _copy_chunk(cursor: Any, records: Iterator[UsageIn], deltas: dict[DeltaKey, list[Any]], now: datetime) -> int:
-    """Up to CHUNK_RECORDS records into usage_records, summing their deltas on the way."""
+def _copy_chunk(cursor: Any, records: Iterator[UsageIn], trailer: tuple[datetime, int]) -> int:
+    """Up to CHUNK_RECORDS records into usage_records, each followed by ``trailer`` (ingested_at, batch_id)."""
     count = 0
     with cursor.copy(_RECORDS) as copy:
         copy.set_types(_RECORD_TYPES)
         write = copy.write_row
-        get = deltas.get
         fields = copy_fields
-        ingested = (now,)
         for r in records:
-            timestamp = r.timestamp
-            write(fields(r) + ingested)
-            # The bucket the merge computes with date_bin('15 minutes', ts, epoch), as its (float) number
-            # since the epoch: a floor, also before 1970. Microseconds stay exact in a double here.
-            key = (r.tenant, r.pipeline, r.model, timestamp.timestamp() // BUCKET_SECONDS, r.kind)
-            entry = get(key)
-            if entry is None:
-                deltas[key] = [r.cost, 1]
-            else:
-                entry[0] += r.cost
-                entry[1] += 1
+            write(fields(r) + trailer)
             count += 1
             if count == CHUNK_RECORDS:
                 break
     return count
-
-
-def _copy_deltas(cursor: Any, deltas: dict[DeltaKey, list[Any]]) -> None:
-    if not deltas:
-        return
-    with cursor.copy(_DELTAS) as copy:
-        copy.set_types(_DELTA_TYPES)
-        write = copy.write_row
-        starts: dict[float, datetime] = {}  # a bucket holds many scopes: build each start once
-        for (tenant, pipeline, model, bucket, kind), (cost, records) in deltas.items():
-            start = starts.get(bucket)
-            if start is None:
-                start = starts[bucket] = datetime.fromtimestamp(int(bucket) * BUCKET_SECONDS, UTC)
-            write((tenant, pipeline or NO_SCOPE, model or NO_SCOPE, start, kind, cost, records))

@@ -42,8 +42,37 @@ class UsageRecord(Base):
     # sha256 of the canonical record: tells an identical replay from a conflicting one.
     content_hash: Mapped[str] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The ``usage_batches`` row of the COPY that stored it, while the worker has not folded it
+    # (None for records whose deltas went to ``usage_rollup_pending``). Batches are numbered in
+    # the order they start and their rows are appended to the heap, so a BRIN index finds a
+    # batch's rows among recent pages at almost no cost per insert (a B-tree would cost the COPY
+    # about as much as the deltas it replaces).
+    batch_id: Mapped[int | None] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_usage_records_tenant_timestamp", "tenant", "timestamp"),)
+    __table_args__ = (
+        Index("ix_usage_records_tenant_timestamp", "tenant", "timestamp"),
+        Index(
+            "ix_usage_records_batch_id",
+            "batch_id",
+            postgresql_using="brin",
+            postgresql_with={"pages_per_range": 32, "autosummarize": "on"},
+        ),
+    )
+
+
+class UsageBatch(Base):
+    """A COPY of records not folded yet: committed with its records, deleted by the fold that adds them.
+
+    The fast ingest path (PostgreSQL) writes one such row instead of per-bucket deltas: the
+    worker sums the batch's records itself. The same argument as for pending deltas holds: the
+    row becomes visible exactly when its records commit, and the fold deletes the batches it
+    adds in its own transaction, so no record is skipped or counted twice.
+    """
+
+    __tablename__ = "usage_batches"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class UsageRollupPending(Base):

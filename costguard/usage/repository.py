@@ -1,4 +1,4 @@
-"""All SQL about usage records: idempotent inserts and the pending rollup deltas written with them."""
+"""All SQL about usage records: idempotent inserts, and the new usage the worker has not folded yet."""
 
 from __future__ import annotations
 
@@ -7,15 +7,33 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from costguard.usage.models import BUCKET_SECONDS, NO_SCOPE, UsageRecord, UsageRollupPending
+from costguard.usage.models import BUCKET_SECONDS, NO_SCOPE, UsageBatch, UsageRecord, UsageRollupPending
 from costguard.usage.schemas import UsageIn
 
 Key = tuple[str, str]
 KEY_CHUNK = 500
+# (tenant, pipeline, model, bucket_start, kind, cost, records), pipeline and model "" for none.
+Delta = tuple[str, str, str, datetime, str, Decimal, int]
+
+# The records of the batches ``:ids`` (all between ``:low`` and ``:high``) summed per rollup key:
+# the deltas the fast ingest path leaves to the worker. The BRIN index on batch_id finds them by
+# the id range, among the few recent pages it covers; the list of ids then filters those pages.
+BATCH_DELTAS = f"""
+    SELECT tenant, COALESCE(pipeline, '{NO_SCOPE}'), COALESCE(model, '{NO_SCOPE}'),
+           date_bin('{BUCKET_SECONDS} seconds', "timestamp", TIMESTAMPTZ '1970-01-01 00:00:00+00'), kind,
+           SUM(cost), COUNT(*)
+    FROM usage_records
+    WHERE batch_id BETWEEN CAST(:low AS bigint) AND CAST(:high AS bigint) AND batch_id = ANY(CAST(:ids AS bigint[]))
+    GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def batch_params(ids: Sequence[int]) -> dict[str, object]:
+    return {"low": min(ids), "high": max(ids), "ids": list(ids)}
 
 
 def bucket_start(at: datetime) -> datetime:
@@ -103,3 +121,18 @@ def count_records(session: Session) -> int:
     from sqlalchemy import func
 
     return int(session.scalar(select(func.count()).select_from(UsageRecord)) or 0)
+
+
+def unfolded_deltas(session: Session) -> list[Delta]:
+    """What committed usage the worker has not folded yet: pending deltas and the sums of new batches."""
+    pending = UsageRollupPending
+    columns = (pending.tenant, pending.pipeline, pending.model, pending.bucket_start, pending.kind)
+    deltas: list[Delta] = [
+        (*row[:5], Decimal(row[5]), int(row[6]))
+        for row in session.execute(select(*columns, pending.cost, pending.records))
+    ]
+    batches = list(session.scalars(select(UsageBatch.id)))
+    if batches:  # only the PostgreSQL COPY path writes batches
+        rows = session.execute(text(BATCH_DELTAS), batch_params(batches))
+        deltas.extend((*row[:5], Decimal(row[5]), int(row[6])) for row in rows)
+    return deltas

@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from costguard.budgets.schemas import ALL
-from costguard.usage.models import UsageRollup, UsageRollupPending
-
-CostTable = type[UsageRollup] | type[UsageRollupPending]
+from costguard.usage.models import UsageRollup
+from costguard.usage.repository import Delta, unfolded_deltas
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +32,8 @@ class Scope:
     start: datetime
     end: datetime
 
-    def conditions(self, table: CostTable = UsageRollup) -> list[ColumnElement[bool]]:
+    def conditions(self) -> list[ColumnElement[bool]]:
+        table = UsageRollup
         conditions = [table.bucket_start >= self.start, table.bucket_start < self.end]
         if self.tenant not in (None, ALL):
             conditions.append(table.tenant == self.tenant)
@@ -43,14 +43,23 @@ class Scope:
             conditions.append(table.model == self.model)
         return conditions
 
+    def covers(self, delta: Delta) -> bool:
+        tenant, pipeline, model, bucket_start = delta[:4]
+        return (
+            self.start <= bucket_start < self.end
+            and self.tenant in (None, ALL, tenant)
+            and self.pipeline in (ALL, pipeline)
+            and self.model in (ALL, model)
+        )
+
 
 def grouped_cost(
     session: Session,
     keys: Sequence[Any],
     conditions: Sequence[ColumnElement[bool]],
-    table: CostTable = UsageRollup,
 ) -> list[tuple[tuple[Any, ...], Decimal]]:
-    """SUM(cost) of ``table`` grouped by ``keys``: in SQL on PostgreSQL, exactly in Python on SQLite."""
+    """SUM(cost) of the rollups grouped by ``keys``: in SQL on PostgreSQL, exactly in Python on SQLite."""
+    table = UsageRollup
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(select(*keys, func.sum(table.cost)).where(*conditions).group_by(*keys))
         return [(tuple(row[:-1]), Decimal(row[-1] or 0)) for row in rows]
@@ -61,9 +70,9 @@ def grouped_cost(
 
 
 def scope_cost(session: Session, scope: Scope, *, include_pending: bool = False) -> Decimal:
-    """Total cost of a scope; with ``include_pending``, also the deltas the worker has not folded yet."""
-    tables: tuple[CostTable, ...] = (UsageRollup, UsageRollupPending) if include_pending else (UsageRollup,)
-    return sum(
-        (cost for table in tables for _, cost in grouped_cost(session, [], scope.conditions(table), table)),
-        Decimal(0),
-    )
+    """Total cost of a scope; with ``include_pending``, also the usage the worker has not folded yet."""
+    folded = sum((cost for _, cost in grouped_cost(session, [], scope.conditions())), Decimal(0))
+    if not include_pending:
+        return folded
+    # Unfolded usage is at most what arrived since the last cycle: summed here, whatever its source.
+    return folded + sum((delta[5] for delta in unfolded_deltas(session) if scope.covers(delta)), Decimal(0))

@@ -16,6 +16,7 @@ from costguard.db import transaction, utcnow
 from costguard.errors import Conflict
 from costguard.usage import direct, staging
 from costguard.usage.files import FileRefused, ingest_file
+from costguard.usage.repository import unfolded_deltas
 from costguard.usage.schemas import UsageIn, parse_usage
 from costguard.usage.service import ingest_batch
 from tests.conftest import Database
@@ -56,20 +57,18 @@ def stored(db: Database) -> list[tuple[Any, ...]]:
 
 
 def deltas(db: Database) -> dict[tuple[Any, ...], tuple[Decimal, int]]:
-    """Pending deltas summed per rollup key (the paths may split one key over several rows)."""
+    """Unfolded usage summed per rollup key (pending deltas of the staging path, batches of the COPY path)."""
+    summed: dict[tuple[Any, ...], tuple[Decimal, int]] = {}
     with transaction(db.factory) as session:
-        rows = session.execute(
-            text(
-                "SELECT tenant, pipeline, model, bucket_start, kind, sum(cost), sum(records) "
-                "FROM usage_rollup_pending GROUP BY 1, 2, 3, 4, 5"
-            )
-        )
-        return {tuple(row[:5]): (row[5], int(row[6])) for row in rows}
+        for delta in unfolded_deltas(session):
+            cost, records = summed.get(delta[:5], (Decimal(0), 0))
+            summed[delta[:5]] = (cost + delta[5], records + delta[6])
+    return summed
 
 
 def empty(db: Database) -> None:
     with transaction(db.factory) as session:
-        session.execute(text("TRUNCATE usage_records, usage_rollup_pending"))
+        session.execute(text("TRUNCATE usage_records, usage_rollup_pending, usage_batches"))
 
 
 def forbid_staging(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from costguard.cli import app
 from costguard.config import get_settings
 from costguard.db import transaction
-from costguard.usage.models import UsageRecord, UsageRollupPending
+from costguard.usage.models import UsageRecord
+from costguard.usage.repository import unfolded_deltas
 from tests.conftest import Database
 from tests.helpers.app import usage
 
@@ -35,7 +36,7 @@ def records(db: Database) -> dict[str, Decimal]:
 
 def pending_total(db: Database) -> Decimal:
     with transaction(db.factory) as session:
-        return sum(session.scalars(select(UsageRollupPending.cost)).all(), Decimal(0))
+        return sum((delta[5] for delta in unfolded_deltas(session)), Decimal(0))
 
 
 def jsonl(path: Path, rows: list[Any]) -> Path:

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from costguard.db import transaction
-from costguard.usage.models import UsageRecord, UsageRollupPending
-from costguard.usage.repository import count_records
+from costguard.usage.models import UsageRecord
+from costguard.usage.repository import count_records, unfolded_deltas
 from tests.conftest import Database
 from tests.helpers.app import Api, make_api, token, usage
 
@@ -24,8 +24,7 @@ def stored(db: Database) -> int:
 
 def pending_total(db: Database) -> Decimal:
     with transaction(db.factory) as session:
-        costs = session.scalars(select(UsageRollupPending.cost)).all()
-    return sum(costs, Decimal(0))
+        return sum((delta[5] for delta in unfolded_deltas(session)), Decimal(0))
 
 
 def post_raw(api: Api, body: bytes, **headers: str) -> Any:

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 
 from costguard.db import make_engine, make_session_factory, transaction, utcnow
 from costguard.errors import Conflict
-from costguard.usage.models import UsageRecord, UsageRollupPending
+from costguard.usage.models import UsageRecord
+from costguard.usage.repository import unfolded_deltas
 from costguard.usage.schemas import UsageIn, parse_usage
 from costguard.usage.service import ingest_batch
 from tests.conftest import ADMIN_URL, Database
@@ -41,8 +42,9 @@ def totals(db: Database) -> tuple[int, Decimal, Decimal, int]:
     with transaction(db.factory) as session:
         count = session.scalar(select(func.count()).select_from(UsageRecord)) or 0
         stored = sum(session.scalars(select(UsageRecord.cost)).all(), Decimal(0))
-        pending = sum(session.scalars(select(UsageRollupPending.cost)).all(), Decimal(0))
-        pending_records = session.scalar(select(func.sum(UsageRollupPending.records))) or 0
+        unfolded = unfolded_deltas(session)
+        pending = sum((delta[5] for delta in unfolded), Decimal(0))
+        pending_records = sum(delta[6] for delta in unfolded)
     return int(count), stored, pending, int(pending_records)
 
 
@@ -110,23 +112,16 @@ def test_a_concurrent_conflicting_batch_is_refused_whole(pg):
     assert totals(pg)[0] == 50
 
 
-def test_the_copy_path_writes_rollup_deltas_in_the_workers_buckets(pg):
+def test_the_copy_path_leaves_a_batch_whose_sums_fall_in_the_workers_buckets(pg):
+    from costguard.usage.models import UsageBatch, UsageRollupPending
     from costguard.usage.repository import bucket_start
 
     batch = [record(i, cost="0.25") for i in range(9)]
     with transaction(pg.factory) as session:
         ingest_batch(session, batch, now=utcnow())
-        rows = session.execute(
-            select(
-                UsageRollupPending.tenant,
-                UsageRollupPending.pipeline,
-                UsageRollupPending.model,
-                UsageRollupPending.bucket_start,
-                UsageRollupPending.kind,
-                UsageRollupPending.cost,
-                UsageRollupPending.records,
-            )
-        ).all()
+        assert session.scalar(select(func.count()).select_from(UsageBatch)) == 1
+        assert session.scalar(select(func.count()).select_from(UsageRollupPending)) == 0
+        rows = unfolded_deltas(session)
     expected: dict[tuple[str, str, str, datetime, str], list[Decimal | int]] = {}
     for r in batch:
         key = (r.tenant, r.pipeline or "", r.model or "", bucket_start(r.timestamp), r.kind)

@@ -1,0 +1,61 @@
+"""Batches of the COPY path: the worker sums their records itself, through the BRIN index, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text
+
+from costguard.db import transaction
+from costguard.evaluation.jobs import run_evaluation_cycle
+from costguard.usage.models import UsageBatch, UsageRollup
+from costguard.usage.repository import BATCH_DELTAS, batch_params, unfolded_deltas
+from costguard.usage.schemas import UsageIn, parse_usage
+from costguard.usage.service import ingest_batch
+from tests.conftest import Database
+
+pytestmark = pytest.mark.postgres
+AT = datetime(2026, 12, 4, 12, tzinfo=UTC)
+
+
+def record(i: int, cost: str) -> UsageIn:
+    raw = {"event_id": f"ev-{i}", "timestamp": f"2026-12-04T10:{i % 60:02d}:00Z", "tenant": "acme", "cost": cost}
+    return parse_usage(raw, currency="USD")
+
+
+def test_a_cycle_folds_each_batch_once_and_deletes_it(pg: Database):
+    for start in (0, 100):
+        with transaction(pg.factory) as session:
+            ingest_batch(session, [record(start + i, "0.125") for i in range(40)], now=AT)
+    run_evaluation_cycle(pg.factory, pg.settings(), at=AT)
+    run_evaluation_cycle(pg.factory, pg.settings(), at=AT)  # nothing left to add a second time
+    with transaction(pg.factory) as session:
+        assert session.scalar(select(func.count()).select_from(UsageBatch)) == 0
+        assert unfolded_deltas(session) == []
+        assert session.scalar(select(func.sum(UsageRollup.cost))) == Decimal("10")
+        assert session.scalar(select(func.sum(UsageRollup.records))) == 80
+
+
+def test_a_batch_is_found_through_the_brin_index_not_by_reading_the_history(pg: Database):
+    with transaction(pg.factory) as session:
+        # History without batches (already folded), then one new batch after it.
+        session.execute(
+            text(
+                "INSERT INTO usage_records (tenant, event_id, timestamp, cost, currency, kind, content_hash,"
+                " ingested_at) SELECT 'old', 'h-' || i, :at, 0.5, 'USD', 'usage', 'x', :at"
+                " FROM generate_series(1, 20000) AS i"
+            ),
+            {"at": AT},
+        )
+        for batch in range(3):
+            ingest_batch(session, [record(batch * 10 + i, "0.25") for i in range(10)], now=AT)
+        session.execute(text("ANALYZE usage_records"))
+        ids = list(session.scalars(select(UsageBatch.id)))
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # as the fold does
+        plan = "\n".join(session.scalars(text("EXPLAIN " + BATCH_DELTAS), batch_params(ids)))
+    assert "Bitmap Index Scan on ix_usage_records_batch_id" in plan, plan
+    # One pass over the index for the range; the ids filter its pages (not one index pass per id).
+    [index_condition] = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert "batch_id >=" in index_condition and "ANY" not in index_condition, plan
