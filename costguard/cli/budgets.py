@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from costguard.budgets.files import FileBudget
 from costguard.cli.common import err, fail, load_settings, open_or_fail, out
 from costguard.config import Settings
 from costguard.db import transaction, utcnow
 from costguard.errors import CostguardError
+
+if TYPE_CHECKING:  # the budgets machinery is imported by the commands that use it: ingest starts faster
+    from costguard.budgets.files import FileBudget
 
 budgets_app = typer.Typer(help="Budgets-as-code and budget listing.", no_args_is_help=True)
 

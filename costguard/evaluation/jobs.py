@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
+import sqlalchemy.exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from costguard.alerts import repository as alerts_repo
 from costguard.alerts.delivery import DeliveryReport, deliver
 from costguard.config import Settings
-from costguard.db import utcnow
+from costguard.db import transaction, utcnow
 from costguard.evaluation.guard import exclusive
 from costguard.evaluation.models import EvaluationState
 from costguard.evaluation.service import CycleReport, run_cycle
+from costguard.usage.repository import summarize_batch_index
 
 log = logging.getLogger(__name__)
 CYCLE = "evaluation"
@@ -63,6 +65,8 @@ def run_evaluation_cycle(
                 "resolved": evaluation.resolved,
             },
         )
+        if evaluation.folded_batches:
+            _summarize_batch_index(factory)
     delivery = deliver_due(factory, settings, clock=clock, client=client)
     return CycleOutcome(evaluation, delivery)
 
@@ -86,6 +90,15 @@ def deliver_due(
     finally:
         if own_client:
             http.close()
+
+
+def _summarize_batch_index(factory: sessionmaker[Session]) -> None:
+    """Best effort, after the cycle's commit: a vacuum running, or a role that does not own the table, skips it."""
+    try:
+        with transaction(factory) as session:
+            summarize_batch_index(session)
+    except sqlalchemy.exc.DBAPIError as exc:
+        log.info("usage.batch_index_not_summarized", extra={"reason": str(exc.orig).strip()})
 
 
 def _record(session: Session, report: CycleReport, *, duration: float, finished: datetime) -> None:

@@ -216,6 +216,7 @@ def window_end(now: datetime) -> datetime:
 class SyncReport:
     folded_records: int
     rebuilt_budgets: int
+    folded_batches: int = 0
 
 
 def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) -> SyncReport:
@@ -259,7 +260,7 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
     for statement in _FOLD_POSTGRES:
         session.execute(statement, bounds)
     folded = session.execute(_FOLDED).scalar_one()
-    return SyncReport(int(folded), len(stale))
+    return SyncReport(int(folded), len(stale), len(batches))
 
 
 def _move_windows(session: Session, windows: Sequence[BudgetWindow], *, bounds: dict[str, datetime]) -> None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class CycleReport:
     at: datetime
     folded_records: int = 0
+    folded_batches: int = 0
     budgets_evaluated: int = 0
     scopes_evaluated: int = 0
     fired: int = 0
@@ -82,6 +83,7 @@ def run_cycle(session: Session, *, settings: Settings, now: datetime) -> CycleRe
         set_evaluation.store_plans(session, [plan.row for plan in plans])
     synced = rollup.sync(session, windows, now=now)
     report.folded_records, report.rebuilt_budgets = synced.folded_records, synced.rebuilt_budgets
+    report.folded_batches = synced.folded_batches
     if postgres:
         try:
             with session.begin_nested():

@@ -36,6 +36,23 @@ def batch_params(ids: Sequence[int]) -> dict[str, object]:
     return {"low": min(ids), "high": max(ids), "ids": list(ids)}
 
 
+# Page ranges of usage_records that the BRIN index does not summarize yet are read by every
+# search for a batch, whatever it holds. ``autosummarize`` asks autovacuum to summarize each
+# range once the next one is started, but those requests are dropped when they come faster than
+# autovacuum serves them (a large import), and then the unsummarized tail would grow until the
+# table's next vacuum. So after a fold that took batches the worker summarizes the new ranges
+# itself: it reads the same recent pages the fold just read.
+_SUMMARIZE_BATCH_INDEX = "SELECT brin_summarize_new_values('ix_usage_records_batch_id')"
+# Summarizing waits for a vacuum of the table to end; better to leave the ranges to that vacuum.
+_SUMMARIZE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '200ms'"
+
+
+def summarize_batch_index(session: Session) -> int:
+    """Summarize the BRIN ranges the batch index has not summarized yet; returns how many."""
+    session.execute(text(_SUMMARIZE_LOCK_TIMEOUT))
+    return int(session.execute(text(_SUMMARIZE_BATCH_INDEX)).scalar_one())
+
+
 def bucket_start(at: datetime) -> datetime:
     """The start of the 15-minute UTC bucket holding ``at``."""
     seconds = int(at.timestamp())

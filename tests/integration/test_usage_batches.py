@@ -59,3 +59,15 @@ def test_a_batch_is_found_through_the_brin_index_not_by_reading_the_history(pg: 
     # One pass over the index for the range; the ids filter its pages (not one index pass per id).
     [index_condition] = [line for line in plan.splitlines() if "Index Cond" in line]
     assert "batch_id >=" in index_condition and "ANY" not in index_condition, plan
+
+
+def test_after_folding_batches_the_worker_summarizes_the_new_index_ranges(pg: Database):
+    # Far more than one 32-page range of records: only the ranges the worker summarized are skipped
+    # by later searches; an unsummarized range is read by every one of them.
+    with transaction(pg.factory) as session:
+        ingest_batch(session, [record(i, "0.001") for i in range(5000)], now=AT)
+    run_evaluation_cycle(pg.factory, pg.settings(), at=AT)
+    with transaction(pg.factory) as session:
+        pages = session.scalar(text("SELECT pg_relation_size('usage_records') / 8192"))
+        assert pages > 64
+        assert session.scalar(text("SELECT brin_summarize_new_values('ix_usage_records_batch_id')")) == 0
