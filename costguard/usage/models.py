@@ -42,11 +42,11 @@ class UsageRecord(Base):
     # sha256 of the canonical record: tells an identical replay from a conflicting one.
     content_hash: Mapped[str] = mapped_column(String(64))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    # The ``usage_batches`` row of the COPY that stored it, while the worker has not folded it
-    # (None for records whose deltas went to ``usage_rollup_pending``). Batches are numbered in
-    # the order they start and their rows are appended to the heap, so a BRIN index finds a
-    # batch's rows among recent pages at almost no cost per insert (a B-tree would cost the COPY
-    # about as much as the deltas it replaces).
+    # The ``usage_batches`` row of the COPY that stored it (None for records whose deltas went to
+    # ``usage_rollup_pending``); looked up only while that row exists, i.e. until the worker has
+    # folded the batch. Batches are numbered in the order they start and their rows are appended
+    # to the heap, so a BRIN index finds a batch's rows among recent pages at almost no cost per
+    # insert (a B-tree would cost the COPY about as much as the deltas it replaces).
     batch_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
