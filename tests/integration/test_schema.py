@@ -39,3 +39,29 @@ def test_empty_postgres_database_is_refused_until_migrated(postgres_server):
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_migrations_build_exactly_the_schema_the_models_declare(postgres_server):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import create_engine
+
+    from costguard.models import Base
+    from costguard.schema import upgrade_to_head
+
+    name = f"costguard_drift_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+        upgrade_to_head(url)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        finally:
+            engine.dispose()
+        assert differences == []
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
