@@ -92,13 +92,20 @@ def deliver_due(
             http.close()
 
 
+_SKIPPED_SUMMARIES: set[str] = set()  # the reasons already logged at warning level
+
+
 def _summarize_batch_index(factory: sessionmaker[Session]) -> None:
     """Best effort, after the cycle's commit: a vacuum running, or a role that does not own the table, skips it."""
     try:
         with transaction(factory) as session:
             summarize_batch_index(session)
     except sqlalchemy.exc.DBAPIError as exc:
-        log.info("usage.batch_index_not_summarized", extra={"reason": str(exc.orig).strip()})
+        # A role that does not own usage_records fails every cycle: say so once, not every minute.
+        reason = type(exc.orig).__name__
+        level = logging.DEBUG if reason in _SKIPPED_SUMMARIES else logging.WARNING
+        _SKIPPED_SUMMARIES.add(reason)
+        log.log(level, "usage.batch_index_not_summarized", extra={"reason": str(exc.orig).strip()})
 
 
 def _record(session: Session, report: CycleReport, *, duration: float, finished: datetime) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import func, select, text
 
@@ -71,3 +73,21 @@ def test_after_folding_batches_the_worker_summarizes_the_new_index_ranges(pg: Da
         pages = session.scalar(text("SELECT pg_relation_size('usage_records') / 8192"))
         assert pages > 64
         assert session.scalar(text("SELECT brin_summarize_new_values('ix_usage_records_batch_id')")) == 0
+
+
+def test_a_cycle_completes_when_the_index_cannot_be_summarized_now(pg: Database, caplog: pytest.LogCaptureFixture):
+    # A vacuum of usage_records holds this lock for as long as it runs; summarizing must not wait for it.
+    holder = psycopg.connect(pg.url.replace("postgresql+psycopg://", "postgresql://"))
+    try:
+        holder.execute("LOCK TABLE usage_records IN SHARE UPDATE EXCLUSIVE MODE")
+        with transaction(pg.factory) as session:
+            ingest_batch(session, [record(i, "0.5") for i in range(2000)], now=AT)
+        with caplog.at_level(logging.WARNING, logger="costguard.evaluation.jobs"):
+            outcome = run_evaluation_cycle(pg.factory, pg.settings(), at=AT)
+    finally:
+        holder.close()
+    assert outcome.evaluation is not None and outcome.evaluation.folded_records == 2000
+    assert "usage.batch_index_not_summarized" in caplog.messages
+    with transaction(pg.factory) as session:
+        assert session.scalar(select(func.sum(UsageRollup.cost))) == Decimal("1000")
+        assert session.scalar(text("SELECT brin_summarize_new_values('ix_usage_records_batch_id')")) > 0
