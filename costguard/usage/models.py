@@ -45,8 +45,8 @@ class UsageRecord(Base):
     # The ``usage_batches`` row of the COPY that stored it (None for records whose deltas went to
     # ``usage_rollup_pending``); looked up only while that row exists, i.e. until the worker has
     # folded the batch. Batches are numbered in the order they start and their rows are appended
-    # to the heap, so a BRIN index finds a batch's rows among recent pages at almost no cost per
-    # insert (a B-tree would cost the COPY about as much as the deltas it replaces).
+    # to the heap, so a BRIN index (a summary per range of pages, not an entry per row) finds a
+    # batch's rows among recent pages at little cost per insert.
     batch_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
