@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from costguard.alerts.models import AlertRow
+from costguard.usage.repository import Delta, unfolded_deltas
 from costguard.usage.spend import Scope, scope_cost
 
 
@@ -17,8 +18,20 @@ def alerts_fired_since(session: Session, since: datetime) -> Sequence[AlertRow]:
     return session.scalars(select(AlertRow).where(AlertRow.starts_at >= since).order_by(AlertRow.starts_at)).all()
 
 
+def unfolded_usage(session: Session) -> Sequence[Delta]:
+    """The usage the worker has not folded yet, read once for the whole review."""
+    return unfolded_deltas(session)
+
+
 def period_spend(
-    session: Session, *, tenant: str, pipeline: str, model: str, start: datetime, end: datetime
+    session: Session,
+    *,
+    tenant: str,
+    pipeline: str,
+    model: str,
+    start: datetime,
+    end: datetime,
+    unfolded: Sequence[Delta],
 ) -> Decimal:
-    """Exact spend of a scope over ``[start, end)``: folded rollups plus deltas the worker has not folded yet."""
-    return scope_cost(session, Scope(tenant, pipeline, model, start, end), include_pending=True)
+    """Exact spend of a scope over ``[start, end)``: folded rollups plus the ``unfolded`` usage it covers."""
+    return scope_cost(session, Scope(tenant, pipeline, model, start, end), unfolded=unfolded)

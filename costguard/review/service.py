@@ -18,6 +18,7 @@ def review_alerts(session: Session, *, settings: Settings, now: datetime, days: 
     """Judge every alert that started in the last ``days`` days by the spend recorded since."""
     budgets = {row.id: budgets_repo.row_to_spec(row) for row in budgets_repo.list_rows(session)}
     past: list[PastAlert] = []
+    unfolded = repository.unfolded_usage(session)
     for alert in repository.alerts_fired_since(session, now - timedelta(days=days)):
         spec = budgets.get(alert.budget_id)
         if spec is None:
@@ -31,6 +32,7 @@ def review_alerts(session: Session, *, settings: Settings, now: datetime, days: 
             model=alert.model,
             start=period.start,
             end=period.end,
+            unfolded=unfolded,
         )
         past.append(
             PastAlert(

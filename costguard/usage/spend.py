@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from costguard.budgets.schemas import ALL
 from costguard.usage.models import UsageRollup
-from costguard.usage.repository import Delta, unfolded_deltas
+from costguard.usage.repository import Delta
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,11 @@ def grouped_cost(
     return list(sums.items())
 
 
-def scope_cost(session: Session, scope: Scope, *, include_pending: bool = False) -> Decimal:
-    """Total cost of a scope; with ``include_pending``, also the usage the worker has not folded yet."""
+def scope_cost(session: Session, scope: Scope, *, unfolded: Sequence[Delta] = ()) -> Decimal:
+    """Total cost of a scope in the rollups, plus what of ``unfolded`` (``unfolded_deltas``) it covers.
+
+    The caller reads the unfolded usage once for all the scopes it sums: it is what arrived since
+    the last cycle, or everything since the worker stopped.
+    """
     folded = sum((cost for _, cost in grouped_cost(session, [], scope.conditions())), Decimal(0))
-    if not include_pending:
-        return folded
-    # Unfolded usage is at most what arrived since the last cycle: summed here, whatever its source.
-    return folded + sum((delta[5] for delta in unfolded_deltas(session) if scope.covers(delta)), Decimal(0))
+    return folded + sum((delta[5] for delta in unfolded if scope.covers(delta)), Decimal(0))
