@@ -31,7 +31,7 @@ from costguard.evaluation.models import (
 )
 from costguard.evaluation.scopes import BudgetWindow, RecentSpend, ScopeKey
 from costguard.usage.models import BUCKET_SECONDS
-from costguard.usage.repository import BATCH_DELTAS, batch_params
+from costguard.usage.repository import sum_batches
 
 WORK_MEM = "64MB"
 
@@ -95,7 +95,6 @@ _TAKE_PENDING = [
 # The committed batches of the fast ingest path, taken out like the deltas (a batch committed
 # meanwhile waits for the next cycle, its records with it).
 _TAKE_BATCHES = text("DELETE FROM usage_batches RETURNING id")
-_SUM_BATCHES = text("INSERT INTO cycle_moved" + BATCH_DELTAS)
 _FOLD_POSTGRES = [
     # The pending table is emptied by every fold, so its statistics (gathered whenever autovacuum
     # passes) often say "no rows" while thousands wait; planned on that, matching them to the
@@ -253,10 +252,7 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
         session.execute(statement)
     batches = list(session.scalars(_TAKE_BATCHES))
     if batches:
-        # A sequential scan would read the whole history: the range is for the BRIN index only.
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-        session.execute(_SUM_BATCHES, batch_params(batches))
-        session.execute(text("SET LOCAL enable_seqscan = on"))
+        sum_batches(session, batches, into="cycle_moved")
     for statement in _FOLD_POSTGRES:
         session.execute(statement, bounds)
     folded = session.execute(_FOLDED).scalar_one()

@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import insert, select, text, tuple_
+from sqlalchemy import Result, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -32,8 +33,18 @@ BATCH_DELTAS = f"""
 """
 
 
-def batch_params(ids: Sequence[int]) -> dict[str, object]:
-    return {"low": min(ids), "high": max(ids), "ids": list(ids)}
+def sum_batches(session: Session, ids: Sequence[int], *, into: str | None = None) -> Result[Any]:
+    """Run BATCH_DELTAS for these batches (``INSERT INTO into`` it when given): through the index only.
+
+    Statistics gathered before a large import can make the id range look like a good part of the
+    table, and a sequential scan would then read the whole history to find one batch.
+    """
+    statement = text(BATCH_DELTAS if into is None else f"INSERT INTO {into}" + BATCH_DELTAS)
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    try:
+        return session.execute(statement, {"low": min(ids), "high": max(ids), "ids": list(ids)})
+    finally:
+        session.execute(text("SET LOCAL enable_seqscan = on"))
 
 
 # Page ranges of usage_records that the BRIN index does not summarize yet are read by every
@@ -150,6 +161,6 @@ def unfolded_deltas(session: Session) -> list[Delta]:
     ]
     batches = list(session.scalars(select(UsageBatch.id)))
     if batches:  # only the PostgreSQL COPY path writes batches
-        rows = session.execute(text(BATCH_DELTAS), batch_params(batches))
+        rows: Any = sum_batches(session, batches)
         deltas.extend((*row[:5], Decimal(row[5]), int(row[6])) for row in rows)
     return deltas

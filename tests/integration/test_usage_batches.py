@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from costguard.db import transaction
 from costguard.evaluation.jobs import run_evaluation_cycle
 from costguard.usage.models import UsageBatch, UsageRollup
-from costguard.usage.repository import BATCH_DELTAS, batch_params, unfolded_deltas
+from costguard.usage.repository import BATCH_DELTAS, unfolded_deltas
 from costguard.usage.schemas import UsageIn, parse_usage
 from costguard.usage.service import ingest_batch
 from tests.conftest import Database
@@ -55,8 +55,9 @@ def test_a_batch_is_found_through_the_brin_index_not_by_reading_the_history(pg: 
             ingest_batch(session, [record(batch * 10 + i, "0.25") for i in range(10)], now=AT)
         session.execute(text("ANALYZE usage_records"))
         ids = list(session.scalars(select(UsageBatch.id)))
-        session.execute(text("SET LOCAL enable_seqscan = off"))  # as the fold does
-        plan = "\n".join(session.scalars(text("EXPLAIN " + BATCH_DELTAS), batch_params(ids)))
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # as sum_batches does
+        params = {"low": min(ids), "high": max(ids), "ids": ids}
+        plan = "\n".join(session.scalars(text("EXPLAIN " + BATCH_DELTAS), params))
     assert "Bitmap Index Scan on ix_usage_records_batch_id" in plan, plan
     # One pass over the index for the range; the ids filter its pages (not one index pass per id).
     [index_condition] = [line for line in plan.splitlines() if "Index Cond" in line]
