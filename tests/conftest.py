@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from costguard.config import Settings
 from costguard.db import make_engine, make_session_factory
 from costguard.models import Base
 from costguard.schema import upgrade_to_head
+from tests.helpers.databases import ADMIN_URL, throwaway_database
 
-ADMIN_URL = os.environ.get("COSTGUARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -53,17 +52,9 @@ def postgres_server() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"CI=true but {problem}")
         pytest.skip(problem)
-    name = f"costguard_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url = f"{base}/{name}"
-    upgrade_to_head(url)
-    try:
+    with throwaway_database(f"costguard_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}") as url:
+        upgrade_to_head(url)
         yield url
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _truncate_all(engine: Engine) -> None:

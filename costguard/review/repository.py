@@ -10,17 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from costguard.alerts.models import AlertRow
-from costguard.usage.repository import Delta, unfolded_deltas
+from costguard.usage.repository import Delta
 from costguard.usage.spend import Scope, scope_cost
 
 
 def alerts_fired_since(session: Session, since: datetime) -> Sequence[AlertRow]:
     return session.scalars(select(AlertRow).where(AlertRow.starts_at >= since).order_by(AlertRow.starts_at)).all()
-
-
-def unfolded_usage(session: Session) -> Sequence[Delta]:
-    """The usage the worker has not folded yet, read once for the whole review."""
-    return unfolded_deltas(session)
 
 
 def period_spend(

@@ -12,13 +12,14 @@ from costguard.budgets.periods import period_containing
 from costguard.config import Settings
 from costguard.review import repository
 from costguard.review.logic import PastAlert, Review, review
+from costguard.usage import repository as usage_repo
 
 
 def review_alerts(session: Session, *, settings: Settings, now: datetime, days: int) -> Review:
     """Judge every alert that started in the last ``days`` days by the spend recorded since."""
     budgets = {row.id: budgets_repo.row_to_spec(row) for row in budgets_repo.list_rows(session)}
     past: list[PastAlert] = []
-    unfolded = repository.unfolded_usage(session)
+    unfolded = usage_repo.unfolded_deltas(session)  # once for every alert judged below
     for alert in repository.alerts_fired_since(session, now - timedelta(days=days)):
         spec = budgets.get(alert.budget_id)
         if spec is None:

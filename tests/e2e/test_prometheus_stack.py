@@ -8,20 +8,19 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import yaml
 
-from tests.conftest import ADMIN_URL, IN_CI, _postgres_reachable
+from tests.conftest import IN_CI, _postgres_reachable
+from tests.helpers.databases import throwaway_database
 from tests.helpers.processes import VENV_BIN, free_port, process, wait_http
 from tests.helpers.receiver import Receiver, http_receiver
 
@@ -152,26 +151,13 @@ def _budget(directory: Path, budget_id: str, tenant: str, amount: str) -> None:
     (directory / f"{budget_id}.yaml").write_text(yaml.safe_dump(document))
 
 
-@contextmanager
-def _database() -> Iterator[str]:
-    """A throwaway PostgreSQL database, dropped (connections and all) at the end."""
-    name = f"costguard_e2e_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     _require_binaries()
     ports = {name: free_port() for name in ("costguard", "alertmanager", "blackbox", "prometheus")}
     loopback = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
     with ExitStack() as stack, http_receiver() as receiver:
-        database_url = stack.enter_context(_database())
+        database_url = stack.enter_context(throwaway_database("costguard_e2e"))
         env = {
             "COSTGUARD_DATABASE_URL": database_url,
             "COSTGUARD_HOST": "127.0.0.1",

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
 import pytest
 
 from costguard.config import Settings
 from costguard.runtime import open_runtime
 from costguard.schema import SchemaOutdatedError, current_revision, head_revision
-from tests.conftest import ADMIN_URL
+from tests.helpers.databases import throwaway_database
 
 
 def test_embedded_sqlite_default_migrates_itself(tmp_path, monkeypatch):
@@ -29,16 +26,11 @@ def test_other_sqlite_file_with_old_schema_is_refused(tmp_path):
 
 
 def test_empty_postgres_database_is_refused_until_migrated(postgres_server):
-    name = f"costguard_empty_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
-        with pytest.raises(SchemaOutdatedError, match="run `costguard migrate` first"):
-            open_runtime(Settings(database_url=url), application_name="test")
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with (
+        throwaway_database("costguard_empty") as url,
+        pytest.raises(SchemaOutdatedError, match="run `costguard migrate` first"),
+    ):
+        open_runtime(Settings(database_url=url), application_name="test")
 
 
 def test_the_migrations_build_exactly_the_schema_the_models_declare(postgres_server):
@@ -49,11 +41,7 @@ def test_the_migrations_build_exactly_the_schema_the_models_declare(postgres_ser
     from costguard.models import Base
     from costguard.schema import upgrade_to_head
 
-    name = f"costguard_drift_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    with throwaway_database("costguard_drift") as url:
         upgrade_to_head(url)
         engine = create_engine(url)
         try:
@@ -61,7 +49,4 @@ def test_the_migrations_build_exactly_the_schema_the_models_declare(postgres_ser
                 differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         finally:
             engine.dispose()
-        assert differences == []
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert differences == []
