@@ -30,9 +30,16 @@ def insert_alerts(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str,
 
 
 def update_alerts(session: Session, changes: Sequence[dict[str, Any]]) -> None:
-    """Apply per-alert column changes (each dict holds the ``id``) as one batched UPDATE by primary key."""
-    if changes:
-        session.execute(update(AlertRow), list(changes))
+    """Apply per-alert column changes (each dict holds the ``id``): one batched UPDATE per set of columns.
+
+    The ORM batches only consecutive rows that change the same columns; interleaved (a value
+    refreshed here, a status changed there) it sent one statement per alert.
+    """
+    by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for change in changes:
+        by_columns.setdefault(frozenset(change), []).append(change)
+    for group in by_columns.values():
+        session.execute(update(AlertRow), group)
 
 
 def resolve_alerts(session: Session, ids: Sequence[int], *, now: datetime) -> list[AlertRow]:

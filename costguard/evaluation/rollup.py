@@ -48,12 +48,13 @@ _MATCH = """
     WHERE (b.pipeline = '*' OR b.pipeline = s.pipeline) AND (b.model = '*' OR b.model = s.model)
 """
 
-# Adds what ``select`` gives (budget_id, tenant, short, long) to those scopes' window spend.
-_ADD_TO_WINDOWS = """
-    INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
-    {select}
-    ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
-                                                  long_window = w.long_window + EXCLUDED.long_window
+# What a cycle moves per budget scope, from the window slide and from the fold, collected first
+# and added to ``budget_spend`` and ``budget_window_spend`` once at the end: one write per scope
+# and table, where a write per source cost as much again. NULL: nothing for that column.
+_SCOPE_MOVED_TABLE = """
+CREATE TEMPORARY TABLE IF NOT EXISTS cycle_scope_moved (
+    budget_id text NOT NULL, tenant text NOT NULL, spend numeric, short_window numeric, long_window numeric
+) ON COMMIT DROP
 """
 
 _BACKFILL_POSTGRES = text(
@@ -119,34 +120,40 @@ _FOLD_POSTGRES = [
                       last_timestamp = GREATEST(t.last_timestamp, EXCLUDED.last_timestamp)
         """
     ),
+    # Each delta matched to the budgets once, for the period spend and both windows at a time.
     text(
         """
         WITH d AS (
             SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost
             FROM cycle_moved GROUP BY tenant, bucket_start, pipeline, model
         )
-        INSERT INTO budget_spend AS s (budget_id, tenant, spend)
-        SELECT budget_id, tenant, SUM(cost) FROM ("""
-        + _MATCH.format(
-            source="d", columns="s.cost", extra="AND s.bucket_start >= b.period_start AND s.bucket_start < b.period_end"
-        )
+        INSERT INTO cycle_scope_moved (budget_id, tenant, spend, short_window, long_window)
+        SELECT budget_id, tenant,
+               SUM(cost) FILTER (WHERE bucket_start >= period_start AND bucket_start < period_end),
+               SUM(cost) FILTER (WHERE bucket_start >= :short_start AND bucket_start < :window_end),
+               SUM(cost) FILTER (WHERE bucket_start >= :long_start AND bucket_start < :window_end)
+        FROM ("""
+        + _MATCH.format(source="d", columns="s.cost, s.bucket_start, b.period_start, b.period_end", extra="")
         + """) AS matched GROUP BY budget_id, tenant
+        """
+    ),
+    text(
+        """
+        INSERT INTO budget_spend AS s (budget_id, tenant, spend)
+        SELECT budget_id, tenant, SUM(spend) FROM cycle_scope_moved WHERE spend IS NOT NULL
+        GROUP BY budget_id, tenant
         ON CONFLICT (budget_id, tenant) DO UPDATE SET spend = s.spend + EXCLUDED.spend
         """
     ),
     text(
         """
-        WITH d AS (
-            SELECT tenant, bucket_start, pipeline, model, SUM(cost) AS cost FROM cycle_moved
-            WHERE bucket_start >= :long_start AND bucket_start < :window_end
-            GROUP BY tenant, bucket_start, pipeline, model
-        )"""
-        + _ADD_TO_WINDOWS.format(
-            select="SELECT budget_id, tenant, COALESCE(SUM(cost) FILTER (WHERE bucket_start >= :short_start), 0),"
-            " SUM(cost) FROM ("
-            + _MATCH.format(source="d", columns="s.cost, s.bucket_start", extra="")
-            + ") AS m GROUP BY budget_id, tenant"
-        )
+        INSERT INTO budget_window_spend AS w (budget_id, tenant, short_window, long_window)
+        SELECT budget_id, tenant, COALESCE(SUM(short_window), 0), COALESCE(SUM(long_window), 0)
+        FROM cycle_scope_moved WHERE short_window IS NOT NULL OR long_window IS NOT NULL
+        GROUP BY budget_id, tenant
+        ON CONFLICT (budget_id, tenant) DO UPDATE SET short_window = w.short_window + EXCLUDED.short_window,
+                                                      long_window = w.long_window + EXCLUDED.long_window
+        """
     ),
 ]
 _FOLDED = text("SELECT COALESCE(SUM(records), 0) FROM cycle_moved")
@@ -164,11 +171,10 @@ _REBUILD_WINDOWS = text(
     + ") AS m GROUP BY budget_id, tenant HAVING SUM(short) <> 0 OR SUM(long) <> 0"
 )
 
-# Slide every budget's windows from :old_end to :window_end (a budget rebuilt afterwards drops
-# what this gave it): buckets in [old_end, window_end) enter both,
-# buckets that fall behind each window's new start leave it (a bucket that enters and leaves
-# within one slide nets to zero). Each range is its own index scan. Before this cycle's fold,
-# which adds the new deltas itself.
+# Slide the windows of every budget not rebuilt this cycle from :old_end to :window_end: buckets
+# in [old_end, window_end) enter both, buckets that fall behind each window's new start leave it
+# (a bucket that enters and leaves within one slide nets to zero). Each range is its own index
+# scan. Read before this cycle's fold, whose new deltas are matched to the windows by the fold.
 _SLIDE_WINDOWS = text(
     """
     WITH moved AS (
@@ -185,16 +191,15 @@ _SLIDE_WINDOWS = text(
             FROM usage_rollups WHERE bucket_start >= :old_long AND bucket_start < :long_start
         ) AS ranges
         GROUP BY tenant, pipeline, model
-    )"""
-    + _ADD_TO_WINDOWS.format(
-        select="SELECT budget_id, tenant, SUM(entering - leaving_short), SUM(entering - leaving_long) FROM ("
-        + _MATCH.format(
-            source="moved",
-            columns="s.entering, s.leaving_short, s.leaving_long",
-            extra="",
-        )
-        + ") AS m GROUP BY budget_id, tenant"
     )
+    INSERT INTO cycle_scope_moved (budget_id, tenant, short_window, long_window)
+    SELECT budget_id, tenant, SUM(entering - leaving_short), SUM(entering - leaving_long) FROM ("""
+    + _MATCH.format(
+        source="moved",
+        columns="s.entering, s.leaving_short, s.leaving_long",
+        extra="AND NOT (b.budget_id = ANY(CAST(:rebuilt AS text[])))",
+    )
+    + ") AS m GROUP BY budget_id, tenant"
 )
 
 _DROP_EMPTY_WINDOWS = text("DELETE FROM budget_window_spend WHERE short_window = 0 AND long_window = 0")
@@ -247,7 +252,9 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
         session.execute(_BACKFILL_POSTGRES, {"start": period_start, "end": period_end, "stale": stale_ids})
     end = window_end(now)
     bounds = {"window_end": end, "short_start": end - SHORT_WINDOW, "long_start": end - LONG_WINDOW}
-    _move_windows(session, windows, bounds=bounds)
+    session.execute(text(_SCOPE_MOVED_TABLE))
+    session.execute(text("TRUNCATE cycle_scope_moved"))
+    slid = _move_windows(session, windows, bounds=bounds)
     for statement in _TAKE_PENDING:
         session.execute(statement)
     batches = list(session.scalars(_TAKE_BATCHES))
@@ -255,25 +262,27 @@ def sync(session: Session, windows: Sequence[BudgetWindow], *, now: datetime) ->
         sum_batches(session, batches, into="cycle_moved")
     for statement in _FOLD_POSTGRES:
         session.execute(statement, bounds)
+    if slid:
+        session.execute(_DROP_EMPTY_WINDOWS)
     folded = session.execute(_FOLDED).scalar_one()
     return SyncReport(int(folded), len(stale), len(batches))
 
 
-def _move_windows(session: Session, windows: Sequence[BudgetWindow], *, bounds: dict[str, datetime]) -> None:
-    """Bring every budget's window spend to ``bounds["window_end"]`` (before the fold): slide or rebuild."""
+def _move_windows(session: Session, windows: Sequence[BudgetWindow], *, bounds: dict[str, datetime]) -> bool:
+    """Bring every budget's window spend to ``bounds["window_end"]`` (before the fold): rebuild or slide.
+
+    A rebuild is written at once; a slide is left in ``cycle_scope_moved`` for the fold to add
+    (returns True then).
+    """
     end = bounds["window_end"]
     state = session.get(BudgetWindowState, WINDOWS)
     stored = dict(session.execute(select(BudgetWindowBasis.budget_id, BudgetWindowBasis.basis)).all())
-    if state is None or not state.window_end <= end < state.window_end + LONG_WINDOW:
+    restart = state is None or not state.window_end <= end < state.window_end + LONG_WINDOW
+    if restart:
         # First cycle, a cycle back in time, or idle longer than the long window: start over.
         session.execute(delete(BudgetWindowSpend))
         session.execute(delete(BudgetWindowBasis))
         stored = {}
-    elif state.window_end < end:
-        old = state.window_end
-        slide = {"old_end": old, "old_short": old - SHORT_WINDOW, "old_long": old - LONG_WINDOW}
-        session.execute(_SLIDE_WINDOWS, {**bounds, **slide})
-        session.execute(_DROP_EMPTY_WINDOWS)
     current = {w.budget_id: w.scope_basis for w in windows}
     rebuild = [budget_id for budget_id, basis in current.items() if stored.get(budget_id) != basis]
     reset = [*rebuild, *(budget_id for budget_id in stored if budget_id not in current)]
@@ -283,11 +292,18 @@ def _move_windows(session: Session, windows: Sequence[BudgetWindow], *, bounds: 
     if rebuild:
         session.execute(_REBUILD_WINDOWS, {**bounds, "ids": rebuild})
         session.execute(insert(BudgetWindowBasis), [{"budget_id": b, "basis": current[b]} for b in rebuild])
+    slid = False
     if state is None:
         session.add(BudgetWindowState(name=WINDOWS, window_end=end))
     else:
+        old = state.window_end
+        if not restart and old < end:
+            moved = {"old_end": old, "old_short": old - SHORT_WINDOW, "old_long": old - LONG_WINDOW}
+            session.execute(_SLIDE_WINDOWS, {**bounds, **moved, "rebuilt": rebuild})
+            slid = True
         state.window_end = end
     session.flush()
+    return slid
 
 
 def _chunks(items: Sequence[str], size: int = 1000) -> Iterable[Sequence[str]]:

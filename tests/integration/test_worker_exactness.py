@@ -9,6 +9,7 @@ exact sums over the raw records.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from costguard.budgets.periods import period_containing
+from costguard.budgets.service import Actor, parse_spec, update_budget
 from costguard.db import transaction
 from costguard.evaluation.jobs import run_evaluation_cycle
 from costguard.evaluation.models import BudgetStatusRow, BudgetWindowSpend
@@ -252,5 +254,34 @@ def test_burn_rate_windows_slide_exactly_cycle_after_cycle(pg):
         with transaction(pg.factory) as session:
             offset = int((at - BASE).total_seconds())
             ingest_batch(session, [_usage({**r, "seconds": offset + r["seconds"]}) for r in arrivals], now=at)
+        run_evaluation_cycle(pg.factory, config, at=at)
+        _assert_exact(pg, at)
+
+
+def test_windows_stay_exact_when_a_budget_changes_scope_while_they_slide(pg, monkeypatch):
+    # A budget whose scope changes is rebuilt from the rollups as the windows slide for the rest:
+    # it must not also get the slide (counted twice), and the others must not miss it.
+    for budget in BUDGETS:
+        add_budget(pg, budget)
+    config = pg.settings()
+    start = BASE + timedelta(hours=10, minutes=3)
+    edited = [dict(b) for b in BUDGETS]
+    for step in range(0, 4 * 60, 25):
+        at = start + timedelta(minutes=step)
+        arrivals = [
+            {"tenant": "t1", "pipeline": "p1", "model": "m2", "seconds": -10 * 60, "cost": 10**12},
+            {"tenant": "t2", "pipeline": "p2", "model": "m1", "seconds": -3 * 3600, "cost": 3 * 10**11},
+            {"tenant": "t3", "pipeline": "p2", "model": "m2", "seconds": -70 * 60, "cost": 5 * 10**11},
+        ]
+        with transaction(pg.factory) as session:
+            offset = int((at - BASE).total_seconds())
+            ingest_batch(session, [_usage({**r, "seconds": offset + r["seconds"]}) for r in arrivals], now=at)
+        if step and step % 50 == 0:  # every other cycle, one template swaps pipeline p1 <-> p2
+            template = edited[1]
+            template["pipeline"] = "p2" if template["pipeline"] == "p1" else "p1"
+            with transaction(pg.factory) as session:
+                spec = parse_spec(template, currency="USD")
+                update_budget(session, spec, expected_version=None, actor=Actor("test", "api"), now=at)
+            monkeypatch.setattr(sys.modules[__name__], "BUDGETS", [dict(b) for b in edited])
         run_evaluation_cycle(pg.factory, config, at=at)
         _assert_exact(pg, at)
