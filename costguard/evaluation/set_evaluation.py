@@ -3,12 +3,13 @@
 A cycle over 15,000 scopes cannot afford 15,000 Python evaluations. Here one statement computes
 every scope's status from ``budget_spend`` and the recent-window sums (the arithmetic of
 ``logic.evaluate_scope``, with the period's seconds computed by ``logic.period_clock``), writes
-``budget_status`` in one upsert, and returns only the scopes whose alerts may move: a condition
-that holds without a steady firing alert, a firing alert whose condition may have ended, pending
-hysteresis, a value that moved by the refresh step. Each condition is tested with a margin, so a
-float that might round the other way in Python counts as "may move": those scopes are then judged
-by ``logic`` and ``alerts.logic`` exactly as on SQLite. ``tests/test_set_evaluation.py`` compares
-the statuses with ``logic.evaluate_scope`` for random inputs so that the two cannot drift.
+them to ``budget_status`` in two set-based statements, and returns only the scopes whose alerts
+may move: a condition that holds without a steady firing alert, a firing alert whose condition may
+have ended, pending hysteresis, a value that moved by the refresh step. Each condition is tested
+with a margin, so a float that might round the other way in Python counts as "may move": those
+scopes are then judged by ``logic`` and ``alerts.logic`` exactly as on SQLite.
+``tests/test_set_evaluation.py`` compares the statuses with ``logic.evaluate_scope`` for random
+inputs so that the two cannot drift.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ CREATE TEMPORARY TABLE IF NOT EXISTS cycle_eval (
     thresholds float8[] NOT NULL, labels text[] NOT NULL, forecast boolean NOT NULL,
     spend numeric NOT NULL, short numeric NOT NULL, long numeric NOT NULL, utilization float8 NOT NULL,
     forecast_spend numeric NOT NULL, forecast_utilization float8 NOT NULL, burn_rate_short float8 NOT NULL,
-    burn_rate_long float8 NOT NULL, state text NOT NULL, PRIMARY KEY (budget_id, tenant)
+    burn_rate_long float8 NOT NULL, state text NOT NULL
 ) ON COMMIT DROP
 """
 
@@ -185,13 +186,20 @@ _EVALUATE_GIVEN = (
     + _ARITHMETIC
 )
 
-_UPSERT = f"""
+# Every evaluated scope's status: an UPDATE joined to the evaluation for the scopes that have one
+# (half the time of INSERT … ON CONFLICT, which probes the key and attempts an insert per row),
+# then an INSERT for the new ones. Only the worker holding the cycle's guard writes statuses.
+_EVALUATED = STATUS_COLUMNS[2:-1]  # what cycle_eval holds of a status, under the same names
+_UPDATE_STATUSES = f"""
+UPDATE budget_status s SET {", ".join(f"{name} = e.{name}" for name in _EVALUATED)}, evaluated_at = :now
+FROM cycle_eval e
+WHERE s.budget_id = e.budget_id AND s.tenant = e.tenant
+"""
+_INSERT_STATUSES = f"""
 INSERT INTO budget_status ({", ".join(STATUS_COLUMNS)})
-SELECT budget_id, tenant, pipeline, model, period, period_start, period_end, currency, amount,
-       spend, utilization, forecast_spend, forecast_utilization, burn_rate_short, burn_rate_long, state, :now
-FROM cycle_eval
-ON CONFLICT (budget_id, tenant) DO UPDATE SET
-{", ".join(f"{name} = EXCLUDED.{name}" for name in STATUS_COLUMNS[2:])}
+SELECT budget_id, tenant, {", ".join(_EVALUATED)}, :now
+FROM cycle_eval e
+WHERE NOT EXISTS (SELECT 1 FROM budget_status s WHERE s.budget_id = e.budget_id AND s.tenant = e.tenant)
 """
 
 # Burn-rate condition of ``logic._burning_too_fast`` in float8, loosened (may hold) or tightened
@@ -360,7 +368,8 @@ def evaluate(session: Session, *, now: datetime) -> Evaluated:
         text(_EVALUATE),
         {"now": now, **_arithmetic_params()},
     )
-    session.execute(text(_UPSERT), {"now": now})
+    session.execute(text(_UPDATE_STATUSES), {"now": now})
+    session.execute(text(_INSERT_STATUSES), {"now": now})
     scopes = session.execute(text("SELECT count(*) FROM cycle_eval")).scalar_one()
     rows = session.execute(text(_CANDIDATES), _condition_params(now))
     candidates = [
